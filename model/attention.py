@@ -1,0 +1,87 @@
+"""Attention primitives: multi-head attention, shifted-window regions, causal local attention.
+
+Shape vocabulary: B batch, T frames, F frequency bins, C channels, h heads, d head width.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PAD_REGION = -(1 << 30)  # region id of padding tokens: never equal to a real region
+
+
+class MultiHeadAttention(nn.Module):
+    """QKV projection, head split / merge, scaled dot-product attention with dropout, output projection.
+
+    The caller arranges tokens into groups; `qkv(x)` splits heads, `attend(q, k, v, mask)` runs the
+    attention (additive float mask, -inf = blocked), `merge(o)` joins heads and projects.
+    """
+
+    def __init__(self, dim: int, heads: int, attn_dropout: float = 0.0, proj_dropout: float = 0.0):
+        super().__init__()
+        assert dim % heads == 0, (dim, heads)
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv_proj = nn.Linear(dim, 3 * dim)
+        self.out_proj = nn.Linear(dim, dim)
+        self.attn_dropout = attn_dropout
+        self.proj_drop = nn.Dropout(proj_dropout)
+
+    def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(..., C) -> three (..., h, d)."""
+        q, k, v = self.qkv_proj(x).unflatten(-1, (3, self.heads, self.head_dim)).unbind(-3)
+        return q, k, v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+        """q (..., Lq, d), k/v (..., Lk, d), mask broadcastable to (..., Lq, Lk) -> (..., Lq, d)."""
+        p = self.attn_dropout if self.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+
+    def merge(self, o: Tensor) -> Tensor:
+        """(..., h, d) -> (..., C), projected."""
+        return self.proj_drop(self.out_proj(o.flatten(-2)))
+
+
+def window_regions(length: int, window: int, shift: int, device=None) -> tuple[int, Tensor]:
+    """Window partition of one axis with a cyclic shift, as in Swin.
+
+    The axis is padded to a multiple of `window` and rolled by -shift; the returned region ids are in
+    that rolled order. Two tokens may attend to each other only when their ids are equal: the id is
+    floor((p - shift) / window) in original coordinates, so tokens that the roll wrapped around from
+    the start of the axis never mix with tokens from its end, and padding (PAD_REGION) mixes with
+    nothing real. Returns (padded length, ids of shape (padded length,)).
+    """
+    padded = -(-length // window) * window
+    pos = torch.arange(padded, device=device)
+    ids = torch.div(pos - shift, window, rounding_mode="floor")
+    ids = torch.where(pos < length, ids, torch.full_like(ids, PAD_REGION))
+    return padded, torch.roll(ids, -shift) if shift else ids
+
+
+def region_mask(ids: Tensor, window: int) -> Tensor:
+    """Rolled region ids (L,) -> (L // window, window, window) bool: may token i attend to token j."""
+    w = ids.view(-1, window)
+    return w[:, :, None] == w[:, None, :]
+
+
+def time_blocks(x: Tensor, hist: int, block: int, dim: int) -> Tensor:
+    """Key windows for blocked local attention along `dim`.
+
+    `x` holds `hist` past frames followed by the new frames along `dim` (already padded so the new
+    frames fill whole blocks). Returns, for each block of `block` new frames, the `hist + block`
+    frames that end with it: shape with `dim` replaced by (n_blocks, hist + block).
+    """
+    n_blocks = (x.shape[dim] - hist) // block
+    win = x.unfold(dim, hist + block, block)  # (..., n_blocks, ..., window) with window last
+    win = win.movedim(-1, dim + 1)
+    assert win.shape[dim] == n_blocks, (x.shape, hist, block)
+    return win
+
+
+def block_positions(t0: int, n_blocks: int, block: int, hist: int, device=None) -> tuple[Tensor, Tensor]:
+    """Absolute frame indices of queries (n_blocks, block) and keys (n_blocks, hist + block)."""
+    start = t0 + block * torch.arange(n_blocks, device=device)[:, None]
+    q = start + torch.arange(block, device=device)
+    k = start - hist + torch.arange(hist + block, device=device)
+    return q, k

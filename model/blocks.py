@@ -1,0 +1,311 @@
+"""TFSWA building blocks: TSA, FSA and SW-MSA branches run in parallel and fused by a 1x1 projection.
+
+Tokens are channels-last: x is (B, T, F, C). Every branch is a pre-norm transformer layer
+(LayerNorm -> attention -> residual, LayerNorm -> MLP -> residual).
+
+Causal branches take `(x, state, t0)`: x holds T new frames whose first absolute frame index is t0,
+`state` the cached keys / values of the frames before them. The offline forward of a causal
+network is the same call with an all-zero state and t0 = 0, so streaming and offline share one path.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .attention import MultiHeadAttention, block_positions, region_mask, time_blocks, window_regions
+
+NEG_INF = float("-inf")
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
+
+
+class Branch(nn.Module):
+    """Pre-norm attention + MLP layer; subclasses define `mix` (the attention over some token groups)."""
+
+    n_state = 0
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float, attn_dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = MultiHeadAttention(dim, heads, attn_dropout, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(round(dim * mlp_ratio)), dropout)
+
+    def forward(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+        y, state = self.mix(self.norm1(x), state, t0)
+        x = x + y
+        return x + self.mlp(self.norm2(x)), state
+
+    def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+        raise NotImplementedError
+
+    def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        return []
+
+
+def _roll_history(hist: Tensor, new: Tensor, keep: int, dim: int) -> tuple[Tensor, Tensor]:
+    """Concatenate cached and new frames along `dim`; also return the last `keep` frames (the next cache)."""
+    seq = torch.cat([hist, new], dim)
+    return seq, seq.narrow(dim, seq.shape[dim] - keep, keep)
+
+
+def _pad_frames(x: Tensor, n: int, dim: int) -> Tensor:
+    if n == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = n
+    return torch.cat([x, x.new_zeros(shape)], dim)
+
+
+class _MaskCache:
+    """Parameter-free parts of attention masks, memoised per (geometry, device) for inference.
+
+    Only index/boolean tensors are kept, so learned biases are always gathered afresh."""
+
+    def __init__(self, limit: int = 64):
+        self.limit = limit
+        self.items: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def get(self, key: tuple, make) -> tuple[Tensor, Tensor]:
+        hit = self.items.get(key)
+        if hit is None:
+            hit = make()
+            if len(self.items) >= self.limit:
+                self.items.pop(next(iter(self.items)))
+            self.items[key] = hit
+        return hit
+
+
+class TemporalAttention(Branch):
+    """TSA: attention along time, each frequency bin independently.
+
+    Offline: every frame sees the whole segment. Causal: frame t sees frames t-W+1 .. t (W =
+    `window`), with a learned bias per head and lag; the state holds the last W-1 keys and values.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, window: int | None, causal: bool,
+                 dropout: float = 0.0, attn_dropout: float = 0.0):
+        super().__init__(dim, heads, mlp_ratio, dropout, attn_dropout)
+        self.causal = causal
+        self.window = window
+        if causal:
+            assert window is not None and window >= 1, window
+            self.n_state = 2
+            self.rel_bias = nn.Parameter(torch.zeros(heads, window))
+            nn.init.trunc_normal_(self.rel_bias, std=0.02)
+            self._masks = _MaskCache()
+
+    def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        if not self.causal:
+            return []
+        shape = (batch, n_freq, self.attn.heads, self.window - 1, self.attn.head_dim)
+        return [shape, shape]
+
+    def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+        n_frames = x.shape[1]
+        q, k, v = (t.permute(0, 2, 3, 1, 4) for t in self.attn.qkv(x))  # (B, F, h, T, d)
+        if not self.causal:
+            o = self.attn.attend(q, k, v)
+            return self.attn.merge(o.permute(0, 3, 1, 2, 4)), []
+        hist = self.window - 1
+        block = min(n_frames, self.window)
+        n_blocks = -(-n_frames // block)
+        pad = n_blocks * block - n_frames
+        ks, k_next = _roll_history(state[0], k, hist, 3)
+        vs, v_next = _roll_history(state[1], v, hist, 3)
+        qb = _pad_frames(q, pad, 3).unflatten(3, (n_blocks, block))           # (B, F, h, nb, b, d)
+        kb = time_blocks(_pad_frames(ks, pad, 3), hist, block, 3)               # (B, F, h, nb, H+b, d)
+        vb = time_blocks(_pad_frames(vs, pad, 3), hist, block, 3)
+        o = self.attn.attend(qb, kb, vb, self._mask(t0, n_blocks, block, x.device))
+        o = o.flatten(3, 4)[:, :, :, :n_frames]                                 # (B, F, h, T, d)
+        return self.attn.merge(o.permute(0, 3, 1, 2, 4)), [k_next, v_next]
+
+    def _mask(self, t0: int, n_blocks: int, block: int, device) -> Tensor:
+        """Additive mask (h, nb, b, H+b): lag in [0, W), keys before the first frame blocked."""
+        hist = self.window - 1
+
+        def make() -> tuple[Tensor, Tensor]:
+            qpos, kpos = block_positions(t0, n_blocks, block, hist, device)
+            lag = qpos[:, :, None] - kpos[:, None, :]
+            ok = (lag >= 0) & (lag < self.window) & ((kpos[:, None, :] >= 0) | (lag == 0))
+            return lag.clamp(0, self.window - 1), ~ok
+
+        key = (min(t0, hist), n_blocks, block, str(device))
+        lag, blocked = self._masks.get(key, make) if not self.training else make()
+        return self.rel_bias[:, lag].masked_fill(blocked, NEG_INF)
+
+
+class FrequencyAttention(Branch):
+    """FSA: attention along frequency, each frame independently (no state: it never looks across time)."""
+
+    def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+        q, k, v = (t.transpose(2, 3) for t in self.attn.qkv(x))  # (B, T, h, F, d)
+        o = self.attn.attend(q, k, v)
+        return self.attn.merge(o.transpose(2, 3)), []
+
+
+class WindowAttention(Branch):
+    """SW-MSA: attention inside local (frames x bins) windows, shifted by half a window on alternate blocks.
+
+    Frequency: Swin's cyclic shift with a region mask (see `attention.window_regions`), padding
+    masked. Time, offline: the same cyclic shift and mask. Time, causal: windows are aligned to the
+    absolute frame index, shifted by zero padding (window id = floor((t + shift) / wt)), never
+    rolled, and a frame sees only itself and earlier frames of its window; the state holds the
+    last wt-1 frames of keys and values.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, window: tuple[int, int], shifted: bool,
+                 causal: bool, dropout: float = 0.0, attn_dropout: float = 0.0):
+        super().__init__(dim, heads, mlp_ratio, dropout, attn_dropout)
+        self.causal = causal
+        self.wt, self.wf = window
+        self.st, self.sf = (self.wt // 2, self.wf // 2) if shifted else (0, 0)
+        lags = self.wt if causal else 2 * self.wt - 1
+        self.rel_bias = nn.Parameter(torch.zeros(heads, lags * (2 * self.wf - 1)))
+        nn.init.trunc_normal_(self.rel_bias, std=0.02)
+        self._masks = _MaskCache()
+        if causal:
+            self.n_state = 2
+
+    def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        if not self.causal:
+            return []
+        padded = -(-n_freq // self.wf) * self.wf
+        shape = (batch, padded // self.wf, self.attn.heads, self.wt - 1, self.wf, self.attn.head_dim)
+        return [shape, shape]
+
+    def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+        batch, n_frames, n_freq, _ = x.shape
+        f_pad, f_ids = window_regions(n_freq, self.wf, self.sf, x.device)
+        x = _pad_frames(x, f_pad - n_freq, 2)
+        if self.sf:
+            x = torch.roll(x, -self.sf, 2)
+        if self.causal:
+            o, state = self._causal(x, state, t0, f_ids)
+        else:
+            o = self._offline(x, f_ids)
+        if self.sf:
+            o = torch.roll(o, self.sf, 2)
+        return self.attn.merge(o[:, :, :n_freq]), state
+
+    def _bias_index(self, lag: Tensor) -> Tensor:
+        """Flat bias-table index for time-table indices `lag` (..., Lq_t, Lk_t) -> (..., Lq_t*wf, Lk_t*wf)."""
+        wf = self.wf
+        df = torch.arange(wf, device=lag.device)
+        df = df[:, None] - df[None, :] + wf - 1                                   # (wf, wf)
+        idx = lag[..., :, None, :, None] * (2 * wf - 1) + df[:, None, :]         # (..., Lq, wf, Lk, wf)
+        return idx.flatten(-4, -3).flatten(-2, -1)
+
+    def _causal(self, x: Tensor, state: list[Tensor], t0: int, f_ids: Tensor) -> tuple[Tensor, list[Tensor]]:
+        batch, n_frames, f_pad, _ = x.shape
+        n_fw, wf, hist = f_pad // self.wf, self.wf, self.wt - 1
+        q, k, v = (t.unflatten(2, (n_fw, wf)).permute(0, 2, 4, 1, 3, 5) for t in self.attn.qkv(x))
+        # q, k, v: (B, nFw, h, T, wf, d)
+        block = min(n_frames, self.wt)
+        n_blocks = -(-n_frames // block)
+        pad = n_blocks * block - n_frames
+        ks, k_next = _roll_history(state[0], k, hist, 3)
+        vs, v_next = _roll_history(state[1], v, hist, 3)
+        qb = _pad_frames(q, pad, 3).unflatten(3, (n_blocks, block)).flatten(4, 5)     # (B,nFw,h,nb,b*wf,d)
+        kb = time_blocks(_pad_frames(ks, pad, 3), hist, block, 3).flatten(4, 5)       # (B,nFw,h,nb,(H+b)*wf,d)
+        vb = time_blocks(_pad_frames(vs, pad, 3), hist, block, 3).flatten(4, 5)
+        o = self.attn.attend(qb, kb, vb, self._causal_mask(t0, n_blocks, block, f_ids))
+        o = o.unflatten(4, (block, wf)).flatten(3, 4)[:, :, :, :n_frames]            # (B,nFw,h,T,wf,d)
+        o = o.permute(0, 3, 1, 4, 2, 5).reshape(batch, n_frames, f_pad, self.attn.heads, self.attn.head_dim)
+        return o, [k_next, v_next]
+
+    def _causal_mask(self, t0: int, n_blocks: int, block: int, f_ids: Tensor) -> Tensor:
+        """Additive mask (nFw, h, nb, b*wf, (H+b)*wf)."""
+        hist, wt = self.wt - 1, self.wt
+
+        def make() -> tuple[Tensor, Tensor]:
+            qpos, kpos = block_positions(t0, n_blocks, block, hist, f_ids.device)
+            qp, kp = qpos[:, :, None], kpos[:, None, :]
+            lag = qp - kp
+            same = torch.div(qp + self.st, wt, rounding_mode="floor") == torch.div(kp + self.st, wt, rounding_mode="floor")
+            t_ok = same & (lag >= 0) & ((kp >= 0) | (lag == 0))                    # (nb, b, H+b)
+            f_ok = region_mask(f_ids, self.wf)                                        # (nFw, wf, wf)
+            ok = t_ok[None, :, :, None, :, None] & f_ok[:, None, None, :, None, :]
+            ok = ok.flatten(4, 5).flatten(2, 3)                                       # (nFw, nb, b*wf, (H+b)*wf)
+            return self._bias_index(lag.clamp(0, wt - 1)), ~ok[:, None]
+
+        phase = t0 % wt if t0 >= hist else t0 - wt * (1 << 20)  # masks repeat with period wt once warm
+        key = (phase, n_blocks, block, f_ids.shape[0], str(f_ids.device))
+        idx, blocked = self._masks.get(key, make) if not self.training else make()
+        return self.rel_bias[:, idx][None].masked_fill(blocked, NEG_INF)
+
+    def _offline(self, x: Tensor, f_ids: Tensor) -> Tensor:
+        batch, n_frames, f_pad, _ = x.shape
+        t_pad, t_ids = window_regions(n_frames, self.wt, self.st, x.device)
+        x = _pad_frames(x, t_pad - n_frames, 1)
+        if self.st:
+            x = torch.roll(x, -self.st, 1)
+        n_tw, n_fw, wt, wf = t_pad // self.wt, f_pad // self.wf, self.wt, self.wf
+        q, k, v = (t.reshape(batch, n_tw, wt, n_fw, wf, self.attn.heads, -1).permute(0, 1, 3, 5, 2, 4, 6)
+                   .flatten(4, 5) for t in self.attn.qkv(x))                         # (B,nTw,nFw,h,wt*wf,d)
+        o = self.attn.attend(q, k, v, self._offline_mask(t_ids, f_ids))
+        o = o.unflatten(4, (wt, wf)).permute(0, 1, 4, 2, 5, 3, 6).reshape(batch, t_pad, f_pad, self.attn.heads, -1)
+        if self.st:
+            o = torch.roll(o, self.st, 1)
+        return o[:, :n_frames]
+
+    def _offline_mask(self, t_ids: Tensor, f_ids: Tensor) -> Tensor:
+        """Additive mask (nTw, nFw, h, wt*wf, wt*wf), or just the bias where no window is split."""
+
+        def make() -> tuple[Tensor, Tensor]:
+            t = torch.arange(self.wt, device=t_ids.device)
+            idx = self._bias_index(t[:, None] - t[None, :] + self.wt - 1)
+            t_ok = region_mask(t_ids, self.wt)                                        # (nTw, wt, wt)
+            f_ok = region_mask(f_ids, self.wf)                                        # (nFw, wf, wf)
+            ok = t_ok[:, None, :, None, :, None] & f_ok[None, :, None, :, None, :]
+            return idx, ~ok.flatten(4, 5).flatten(2, 3)[:, :, None]
+
+        key = (t_ids.shape[0], f_ids.shape[0], str(t_ids.device))
+        idx, blocked = self._masks.get(key, make) if not self.training else make()
+        bias = self.rel_bias[:, idx]
+        return bias.masked_fill(blocked, NEG_INF) if bool(blocked.any()) else bias
+
+
+class TFSWABlock(nn.Module):
+    """Input projection -> TSA | FSA | SW-MSA in parallel -> concat -> 1x1 fusion -> residual.
+
+    `forward(x, state, t0)`: x (B, T, F, C) -> (B, T, F, C), next state.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, tsa_window: int | None,
+                 swin_window: tuple[int, int], shifted: bool, causal: bool,
+                 dropout: float = 0.0, attn_dropout: float = 0.0):
+        super().__init__()
+        self.proj_in = nn.Linear(dim, dim)
+        self.tsa = TemporalAttention(dim, heads, mlp_ratio, tsa_window, causal, dropout, attn_dropout)
+        self.fsa = FrequencyAttention(dim, heads, mlp_ratio, dropout, attn_dropout)
+        self.swa = WindowAttention(dim, heads, mlp_ratio, swin_window, shifted, causal, dropout, attn_dropout)
+        self.fuse = nn.Linear(3 * dim, dim)
+        self.n_state = self.tsa.n_state + self.swa.n_state
+
+    def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        return self.tsa.state_shapes(batch, n_freq) + self.swa.state_shapes(batch, n_freq)
+
+    def lookback(self) -> int:
+        """Past frames one block adds to the receptive field."""
+        if not self.tsa.causal:
+            return 0
+        return max(self.tsa.window - 1, self.swa.wt - 1)
+
+    def forward(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+        n = self.tsa.n_state
+        h = self.proj_in(x)
+        a, s_tsa = self.tsa(h, state[:n], t0)
+        b, _ = self.fsa(h, [], t0)
+        c, s_swa = self.swa(h, state[n:], t0)
+        return x + self.fuse(torch.cat([a, b, c], -1)), s_tsa + s_swa

@@ -1,0 +1,99 @@
+"""Separator: waveform -> STFT -> TFSWA-UNet masks -> masked mixture -> iSTFT -> stems.
+
+Masking is by magnitude ratio masks in [0, 1] applied to the complex mixture STFT (mixture phase);
+see README "Why magnitude masks".
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .stft import STFT
+from .unet import TFSWAUNet
+
+
+class Separator(nn.Module):
+    """`separator(wav)`: (B, C, N) float, C in {1, 2} -> (B, S, C, N) stems.
+
+    Mono input is duplicated to stereo for the network and the stems are averaged back to mono.
+    Attributes: `sample_rate`, `stems`, `n_fft`, `hop_length`, `causal`, `latency_samples`.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.stft = STFT(cfg.n_fft, cfg.hop_length, cfg.window, causal=cfg.causal)
+        self.net = TFSWAUNet(cfg)
+
+    # geometry ------------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        return tuple(self.config.stems)
+
+    @property
+    def n_fft(self) -> int:
+        return self.config.n_fft
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def causal(self) -> bool:
+        return self.config.causal
+
+    @property
+    def audio_channels(self) -> int:
+        return self.config.audio_channels
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency of streaming this separator: one window (n_fft samples).
+
+        The newest frame ends on the newest hop boundary, so an output sample is complete once the
+        frame n_fft - hop samples later has arrived, plus up to one hop of buffering to fill that
+        frame. Streaming output sample i is offline output sample i - latency_samples."""
+        if not self.causal:
+            raise AttributeError("an offline (non-causal) separator has no streaming latency")
+        return self.n_fft
+
+    @property
+    def receptive_field_frames(self) -> int:
+        return self.net.receptive_field_frames
+
+    def num_parameters(self) -> int:
+        return self.net.num_parameters()
+
+    # pieces the streaming engine reuses ----------------------------------------------------------
+    def features(self, spec: Tensor) -> Tensor:
+        """Complex STFT (B, C, T, F+1) -> network input (B, C, T, F): log-compressed magnitudes."""
+        return torch.log1p(spec[..., : self.config.n_freq].abs())
+
+    def apply_masks(self, spec: Tensor, masks: Tensor) -> Tensor:
+        """spec (B, C, T, F+1) complex, masks (B, S, C, T, F) -> stem spectrograms (B, S, C, T, F+1).
+
+        The Nyquist bin takes the mask of the bin below it."""
+        masks = torch.cat([masks, masks[..., -1:]], -1)
+        return spec.unsqueeze(1) * masks
+
+    def _to_network_channels(self, wav: Tensor) -> Tensor:
+        assert wav.dim() == 3 and wav.shape[1] in (1, self.audio_channels), \
+            f"expected (B, C, N) with C in (1, {self.audio_channels}), got {tuple(wav.shape)}"
+        return wav.expand(-1, self.audio_channels, -1) if wav.shape[1] == 1 else wav
+
+    def masks(self, wav: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, N) -> (mixture STFT (B, C, T, F+1), masks (B, S, C, T, F))."""
+        spec = self.stft(self._to_network_channels(wav))
+        return spec, self.net(self.features(spec))
+
+    def forward(self, wav: Tensor) -> Tensor:
+        """(B, C, N) -> (B, S, C, N)."""
+        n = wav.shape[-1]
+        spec, masks = self.masks(wav)
+        stems = self.stft.inverse(self.apply_masks(spec, masks), n)
+        return stems.mean(2, keepdim=True) if wav.shape[1] == 1 else stems

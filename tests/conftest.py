@@ -1,0 +1,26 @@
+"""Shared fixtures: small deterministic models and signals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import model
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
+
+
+@pytest.fixture
+def tiny_separator():
+    """Causal `tiny` preset with random weights, eval mode."""
+    return model.build_separator("tiny").eval()
+
+
+def random_audio(channels: int, n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return 0.3 * torch.randn(1, channels, n, generator=g)
