@@ -64,6 +64,8 @@ class ModelConfig:
         if self.causal:
             need(self.time_stride == 1, "time_stride 1 for a causal preset (downsample along frequency only)")
             need(self.tsa_window is not None and self.tsa_window >= 1, "a tsa_window >= 1 for a causal preset")
+            need(self.n_fft % self.hop_length == 0,
+                 f"n_fft a multiple of hop_length for a causal preset, got {self.n_fft} and {self.hop_length}")
         n_bins = self.n_fft // 2
         need(n_bins % self.stem_stride_f == 0, f"n_fft/2={n_bins} divisible by stem_stride_f={self.stem_stride_f}")
 

@@ -11,8 +11,6 @@ Two framings:
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -90,10 +88,10 @@ class STFT(nn.Module):
         return wav.reshape(*shape[:-2], length)
 
     def envelope(self) -> Tensor:
-        """Steady-state sum of squared windows over one hop, (hop,): the iSTFT normaliser."""
+        """Steady-state iSTFT normaliser, (hop,) float64: env[r] = sum_j window[r + j*hop]^2.
+
+        Sample s of a causal stream (frames ending on hop boundaries, n_fft a multiple of hop) is
+        divided by env[s % hop], exactly as `torch.istft` divides it."""
         w2 = self.window.double() ** 2
-        overlap = math.ceil(self.n_fft / self.hop_length)
-        env = torch.zeros(overlap * self.hop_length, dtype=torch.float64)
-        for i in range(overlap):
-            env[i * self.hop_length:i * self.hop_length + self.n_fft] += w2
-        return env.reshape(overlap, self.hop_length).sum(0)
+        w2 = nn.functional.pad(w2, (0, -self.n_fft % self.hop_length))
+        return w2.reshape(-1, self.hop_length).sum(0)

@@ -1,0 +1,217 @@
+"""StreamingSeparator: a causal separator run one STFT hop at a time, with no audio I/O.
+
+Per hop it frames the newest n_fft input samples (rolling STFT buffer), runs one cached step of the
+network on the new frame(s) only, and overlap-adds the masked frames into the output (same window
+and normalisation as the offline iSTFT). A chunk holding k >= 2 hops is processed as one batched
+model call. The output is a sample-synchronous stream: `feed` returns exactly as many samples as it
+was given, and stream sample i equals offline output sample i - latency_samples.
+
+Shapes: S stems, C audio channels, n samples.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.errors import UserError
+from model.separator import Separator
+
+STEP_HISTORY = 4096  # per-hop compute times kept for statistics
+
+
+class StreamingSeparator:
+    """`feed(chunk)` (C, n) -> (S, C, n); `flush()` -> (S, C, latency_samples); `reset()`.
+
+    `mode="cached"` carries the network state between hops (the product path); `mode="naive"`
+    recomputes the whole receptive field every hop (a reference for tests and the benchmark).
+    `half=True` runs the network in float16 (CUDA only).
+    """
+
+    def __init__(self, separator: Separator, device: str | torch.device | None = None, channels: int = 2,
+                 mode: str = "cached", max_block_hops: int = 32, half: bool = False):
+        if not separator.causal:
+            raise UserError("streaming needs a causal separator (preset with causal: true); "
+                            f"got an offline one (n_fft={separator.n_fft})")
+        if channels not in (1, separator.audio_channels):
+            raise UserError(f"expected 1 or {separator.audio_channels} audio channels, got {channels}")
+        if mode not in ("cached", "naive"):
+            raise ValueError(f"mode must be 'cached' or 'naive', got {mode!r}")
+        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        if half and self.device.type != "cuda":
+            raise UserError("half precision needs a CUDA device")
+        self.separator = separator.to(self.device).eval()
+        self.net = self.separator.net
+        self.dtype = torch.float16 if half else torch.float32
+        if half:
+            self.net.half()
+        self.mode = mode
+        self.channels = channels
+        self.stems = separator.stems
+        self.sample_rate = separator.sample_rate
+        self.n_fft = separator.n_fft
+        self.hop_length = hop = separator.hop_length
+        self.latency_samples = separator.latency_samples
+        self.receptive_field_frames = separator.receptive_field_frames
+        self.max_block_hops = max(1, int(max_block_hops))
+        n_stems, ca = len(self.stems), separator.audio_channels
+        history = self.n_fft - hop
+
+        # Rolling input buffer: n_fft - hop samples of history, then up to max_block_hops new hops.
+        self._in = np.zeros((channels, history + self.max_block_hops * hop), np.float32)
+        self._in_fill = 0                      # new samples after the history part
+        # Overlap-add accumulator: frame j of a batch lands at [j*hop, j*hop + n_fft).
+        self._acc = torch.zeros(n_stems, ca, history + self.max_block_hops * hop, device=self.device)
+        # Output FIFO of finished stem samples (starts with latency_samples of silence).
+        self._out = np.zeros((n_stems, channels, self.latency_samples + (self.max_block_hops + 1) * hop), np.float32)
+        self._step_ms = np.zeros(STEP_HISTORY, np.float64)
+        self._window = self.separator.stft.window.to(self.device)
+        env = self.separator.stft.envelope().float().to(self.device)
+        self._inv_env = (1.0 / env).repeat(self.max_block_hops)      # (max_block_hops * hop,)
+        self.reset()
+
+    # --------------------------------------------------------------------------------------------
+    @property
+    def latency_ms(self) -> float:
+        return 1000.0 * self.latency_samples / self.sample_rate
+
+    @property
+    def step_times_ms(self) -> np.ndarray:
+        """Compute time per hop (ms) of the most recent hops, oldest first."""
+        n = min(self._steps, STEP_HISTORY)
+        i = self._steps % STEP_HISTORY
+        return np.concatenate([self._step_ms[i:], self._step_ms[:i]])[-n:] if n else self._step_ms[:0].copy()
+
+    @property
+    def rtf(self) -> float:
+        """Measured real-time factor: mean compute time per hop / hop duration (nan before any hop)."""
+        t = self.step_times_ms
+        return float(t.mean() / (1000.0 * self.hop_length / self.sample_rate)) if len(t) else float("nan")
+
+    def reset(self) -> None:
+        """Forget everything: input history, network state, overlap-add tail, output FIFO, counters."""
+        self._in.fill(0.0)
+        self._in_fill = 0
+        self._acc.zero_()
+        self._out.fill(0.0)
+        self._out_len = self.latency_samples
+        self._skip = self.n_fft - self.hop_length   # output of frames before sample 0 is dropped
+        self._frame = 0                              # absolute index of the next STFT frame
+        self._steps = 0
+        self.nonfinite_samples = 0
+        if self.mode == "cached":
+            self._state = self.net.init_state(1, self.device, self.dtype)
+        else:
+            n_bins = self.separator.config.n_freq
+            self._feat_hist = torch.zeros(1, self.separator.audio_channels, 0, n_bins, device=self.device, dtype=self.dtype)
+
+    # --------------------------------------------------------------------------------------------
+    def feed(self, chunk: np.ndarray | Tensor, out: np.ndarray | None = None) -> np.ndarray:
+        """Push (C, n) samples; return the next (S, C, n) stem samples (written into `out` if given)."""
+        if isinstance(chunk, Tensor):
+            chunk = chunk.detach().cpu().numpy()
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 2 or chunk.shape[0] != self.channels:
+            raise UserError(f"expected a chunk of shape ({self.channels}, n), got {chunk.shape}")
+        n = chunk.shape[1]
+        if out is None:
+            out = np.empty((len(self.stems), self.channels, n), np.float32)
+        assert out.shape == (len(self.stems), self.channels, n), (out.shape, chunk.shape)
+        history, hop = self.n_fft - self.hop_length, self.hop_length
+        capacity = self._in.shape[1] - history
+        done = 0
+        pos = 0
+        while pos < n:
+            take = min(n - pos, capacity - self._in_fill)
+            dst = self._in[:, history + self._in_fill:history + self._in_fill + take]
+            np.copyto(dst, chunk[:, pos:pos + take], casting="same_kind")
+            if not np.isfinite(dst).all():
+                bad = ~np.isfinite(dst)
+                self.nonfinite_samples += int(bad.sum())
+                dst[bad] = 0.0
+            self._in_fill += take
+            pos += take
+            hops = self._in_fill // hop
+            if hops:
+                self._process(hops)
+            # Hand out what this input has paid for so the FIFO never overflows.
+            ready = min(pos - done, self._out_len)
+            self._pop(out[:, :, done:done + ready])
+            done += ready
+        assert done == n, (done, n)
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Return the last `latency_samples` of the stream (input padded with silence)."""
+        return self.feed(np.zeros((self.channels, self.latency_samples), np.float32))
+
+    # --------------------------------------------------------------------------------------------
+    def _pop(self, dst: np.ndarray) -> None:
+        k = dst.shape[-1]
+        if k == 0:
+            return
+        dst[...] = self._out[:, :, :k]
+        rest = self._out_len - k
+        self._out[:, :, :rest] = self._out[:, :, k:self._out_len]
+        self._out_len = rest
+
+    def _push(self, y: np.ndarray) -> None:
+        k = y.shape[-1]
+        self._out[:, :, self._out_len:self._out_len + k] = y
+        self._out_len += k
+
+    @torch.inference_mode()
+    def _process(self, hops: int) -> None:
+        """Run `hops` new frames through STFT -> network -> masks -> overlap-add; push finished samples."""
+        hop, n_fft = self.hop_length, self.n_fft
+        span = n_fft + (hops - 1) * hop
+        t_start = time.perf_counter()
+        x = torch.from_numpy(self._in[:, :span]).to(self.device, non_blocking=True)
+        if self.channels == 1:
+            x = x.expand(self.separator.audio_channels, -1)
+        spec = torch.stft(x, n_fft, hop, window=self._window, center=False, return_complex=True)
+        spec = spec.transpose(1, 2).unsqueeze(0)                               # (1, Ca, k, F+1)
+        masks = self._masks(self.separator.features(spec).to(self.dtype), hops).float()
+        est = self.separator.apply_masks(spec, masks)[0]                       # (S, Ca, k, F+1)
+        frames = torch.fft.irfft(est, n=n_fft) * self._window                  # (S, Ca, k, n_fft)
+        acc = self._acc
+        for j in range(hops):
+            acc[:, :, j * hop:j * hop + n_fft] += frames[:, :, j]
+        done = hops * hop
+        y = acc[:, :, :done] * self._inv_env[:done]
+        if self.channels == 1:
+            y = y.mean(1, keepdim=True)
+        y = y.cpu().numpy()
+        # Slide the accumulator and the input history.
+        tail = acc.shape[-1] - done
+        acc[:, :, :tail] = acc[:, :, done:].clone()
+        acc[:, :, tail:] = 0.0
+        keep = n_fft - hop + self._in_fill - done
+        self._in[:, :keep] = self._in[:, done:done + keep].copy()
+        self._in_fill -= done
+        self._frame += hops
+        skip = min(self._skip, done)
+        self._skip -= skip
+        self._push(y[:, :, skip:])
+        elapsed = (time.perf_counter() - t_start) * 1000.0 / hops
+        for _ in range(hops):
+            self._step_ms[self._steps % STEP_HISTORY] = elapsed
+            self._steps += 1
+
+    def _masks(self, feats: Tensor, hops: int) -> Tensor:
+        """Masks (1, S, Ca, k, F) for the k newest frames, `feats` (1, Ca, k, F)."""
+        t0 = self._frame
+        if self.mode == "cached":
+            masks, self._state = self.net.step(feats, self._state, t0)
+            return masks
+        # Naive reference: recompute the full receptive field from a fresh state.
+        rf = self.receptive_field_frames
+        hist = torch.cat([self._feat_hist, feats], 2)
+        self._feat_hist = hist[:, :, max(0, hist.shape[2] - (rf - 1)):]
+        window = hist[:, :, max(0, hist.shape[2] - (rf - 1) - hops):]
+        start = t0 + hops - window.shape[2]
+        state = self.net.init_state(1, self.device, self.dtype)
+        masks, _ = self.net.step(window, state, start)
+        return masks[:, :, :, -hops:]
