@@ -100,6 +100,7 @@ class StreamingSeparator:
         self._skip = self.n_fft - self.hop_length   # output of frames before sample 0 is dropped
         self._frame = 0                              # absolute index of the next STFT frame
         self._steps = 0
+        self.model_calls = 0
         self.nonfinite_samples = 0
         if self.mode == "cached":
             self._state = self.net.init_state(1, self.device, self.dtype)
@@ -192,6 +193,7 @@ class StreamingSeparator:
         self._in[:, :keep] = self._in[:, done:done + keep].copy()
         self._in_fill -= done
         self._frame += hops
+        self.model_calls += 1
         skip = min(self._skip, done)
         self._skip -= skip
         self._push(y[:, :, skip:])

@@ -1,0 +1,59 @@
+"""CLI: --help documents the flags; user errors print one line and exit with code 2."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.streaming.conftest import run_host
+
+
+def test_help_documents_flags():
+    r = run_host(["--help"])
+    assert r.returncode == 0
+    for flag in ("--input", "--output", "--mute", "--solo", "--gain", "--midi", "--midi-learn", "--midi-map",
+                 "--list-midi", "--list-devices", "--checkpoint", "--preset", "--config", "--blocksize", "--latency",
+                 "--device", "--channels", "--duration", "--stats-json", "demo", "Fader law"):
+        assert flag in r.stdout, flag
+
+
+@pytest.fixture
+def wav(tmp_path):
+    sf.write(tmp_path / "in.wav", np.zeros((4410, 2), np.float32), 44100)
+    return tmp_path / "in.wav"
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--input", "no/such/file.wav", "--output", "o.wav"], "input file not found"),
+    (["--output", "x.mp3"], "unsupported output file type"),
+    (["--mute", "guitar"], "vocals, accompaniment"),
+    (["--gain", "vocals"], "STEM=DB"),
+    (["--checkpoint", "missing.ckpt"], "checkpoint not found"),
+    (["--preset", "nosuch"], "unknown preset"),
+    (["--blocksize", "many"], "invalid int value"),
+    (["--midi-map", "map.yaml"], "needs --midi"),
+    (["--duration", "-1"], "--duration"),
+])
+def test_user_errors_one_line_exit_2(tmp_path, wav, args, expected):
+    full = ["--input", str(wav), "--output", str(tmp_path / "o.wav"), "--preset", "tiny"]
+    if "--checkpoint" in args:
+        full.remove("--preset"), full.remove("tiny")
+    r = run_host(full + args)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip() and not line.startswith("streaming: using")]
+    assert len(lines) == 1 and expected in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_checkpoint_file(tmp_path, wav):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    r = run_host(["--input", str(wav), "--output", str(tmp_path / "o.wav"), "--checkpoint", str(bad)])
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "corrupt" in r.stderr
+
+
+def test_no_audio_device_without_server(tmp_path):
+    r = run_host(["--input", "mic", "--output", "speakers", "--preset", "tiny", "--duration", "1"],
+                 env={"PATH": "/usr/bin:/bin", "JACK_DEFAULT_SERVER": "no-such-server-xyz", "HOME": str(tmp_path)})
+    assert r.returncode == 2, r.stderr
+    assert "device" in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr

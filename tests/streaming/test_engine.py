@@ -1,0 +1,120 @@
+"""The exactness contract of the streaming engine: streaming == offline, for any chunking."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import model
+from streaming import StreamingSeparator
+
+
+def stream(engine, x, rng, sizes=(1, 2, 63, 64, 65, 127, 200, 513, 1500)):
+    """Feed x (C, N) in random chunks drawn from `sizes` (plus an empty one), then flush."""
+    outs, i = [engine.feed(x[:, :0])], 0
+    while i < x.shape[1]:
+        n = int(rng.choice(sizes))
+        y = engine.feed(x[:, i:i + n])
+        assert y.shape == (len(engine.stems), x.shape[0], min(n, x.shape[1] - i))
+        outs.append(y)
+        i += n
+    outs.append(engine.flush())
+    return np.concatenate(outs, -1)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("mode", ["cached", "naive"])
+def test_streaming_equals_offline(tiny_separator, channels, mode):
+    x = 0.3 * torch.randn(1, channels, 7001, generator=torch.Generator().manual_seed(channels))
+    with torch.no_grad():
+        ref = tiny_separator(x)[0].numpy()
+    engine = StreamingSeparator(tiny_separator, device="cpu", channels=channels, mode=mode)
+    rng = np.random.default_rng(123)
+    for _ in range(2):  # a reset engine behaves exactly like a new one
+        out = stream(engine, x[0].numpy(), rng)
+        lat = engine.latency_samples
+        assert out.shape == (2, channels, 7001 + lat)
+        assert np.abs(out[..., lat:] - ref).max() < 1e-4
+        assert np.abs(out[..., :lat]).max() == 0.0
+        engine.reset()
+
+
+def test_streaming_preset_equals_offline():
+    sep = model.build_separator("streaming").eval()
+    x = 0.3 * torch.randn(1, 2, 20000, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref = sep(x)[0].numpy()
+    engine = StreamingSeparator(sep, device="cpu")
+    out = stream(engine, x[0].numpy(), np.random.default_rng(7), sizes=(1, 511, 512, 513, 2000, 4096))
+    assert np.abs(out[..., engine.latency_samples:] - ref).max() < 1e-4
+
+
+def test_identity_masks_give_delayed_input(tiny_separator):
+    with torch.no_grad():
+        tiny_separator.net.head.weight.zero_()
+        tiny_separator.net.head.bias.fill_(30.0)  # sigmoid(30) == 1.0 in float32
+    engine = StreamingSeparator(tiny_separator, device="cpu")
+    x = (0.3 * torch.randn(2, 5000, generator=torch.Generator().manual_seed(9))).numpy()
+    out = stream(engine, x, np.random.default_rng(1))
+    lat = engine.latency_samples
+    for s in range(2):
+        assert np.abs(out[s, :, lat:] - x).max() < 1e-6
+        assert np.abs(out[s, :, :lat]).max() == 0.0
+
+
+def test_block_mode_is_one_call_and_same_output(tiny_separator):
+    x = (0.3 * torch.randn(2, 64 * 9, generator=torch.Generator().manual_seed(3))).numpy()
+    one = StreamingSeparator(tiny_separator, device="cpu")
+    y_block = one.feed(x)
+    assert one.model_calls == 1  # 9 hops, one batched network call
+    hop = StreamingSeparator(tiny_separator, device="cpu")
+    y_hop = np.concatenate([hop.feed(x[:, i:i + 64]) for i in range(0, x.shape[1], 64)], -1)
+    assert hop.model_calls == 9
+    assert np.abs(y_block - y_hop).max() < 1e-5
+
+
+def test_chunks_larger_than_the_block_limit(tiny_separator):
+    x = 0.3 * torch.randn(1, 2, 64 * 100 + 17)
+    with torch.no_grad():
+        ref = tiny_separator(x)[0].numpy()
+    engine = StreamingSeparator(tiny_separator, device="cpu", max_block_hops=8)
+    out = np.concatenate([engine.feed(x[0].numpy()), engine.flush()], -1)
+    assert np.abs(out[..., engine.latency_samples:] - ref).max() < 1e-4
+
+
+def test_latency_and_attributes(tiny_separator):
+    engine = StreamingSeparator(tiny_separator, device="cpu")
+    assert engine.latency_samples == 256
+    assert engine.latency_ms == pytest.approx(1000 * 256 / 44100)
+    assert engine.stems == ("vocals", "accompaniment") and engine.hop_length == 64
+    engine.feed(np.zeros((2, 64 * 5), np.float32))
+    assert len(engine.step_times_ms) == 5 and np.all(engine.step_times_ms > 0)
+    assert engine.rtf > 0
+
+
+def test_nonfinite_input_is_zeroed_not_propagated(tiny_separator):
+    engine = StreamingSeparator(tiny_separator, device="cpu")
+    x = np.zeros((2, 1000), np.float32)
+    x[0, 10] = np.nan
+    x[1, 500] = np.inf
+    out = np.concatenate([engine.feed(x), engine.feed(np.ones((2, 3000), np.float32) * 0.1)], -1)
+    assert np.isfinite(out).all()
+    assert engine.nonfinite_samples == 2
+
+
+def test_rejects_offline_separator_and_bad_chunks(tiny_separator):
+    with pytest.raises(model.UserError, match="causal"):
+        StreamingSeparator(model.build_separator("paper"), device="cpu")
+    engine = StreamingSeparator(tiny_separator, device="cpu")
+    with pytest.raises(model.UserError, match=r"shape \(2, n\)"):
+        engine.feed(np.zeros((3, 10), np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu(tiny_separator):
+    x = (0.3 * torch.randn(2, 3000)).numpy()
+    cpu = StreamingSeparator(tiny_separator, device="cpu")
+    a = np.concatenate([cpu.feed(x), cpu.flush()], -1)
+    gpu = StreamingSeparator(copy.deepcopy(tiny_separator), device="cuda")
+    b = np.concatenate([gpu.feed(x), gpu.flush()], -1)
+    assert np.abs(a - b).max() < 1e-4
