@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-SYSTEM_PACKAGES=(libportaudio2 libsndfile1 ffmpeg jackd2 libjack-jackd2-0 fluidsynth libfluidsynth3 fluid-soundfont-gm espeak-ng)
+SYSTEM_PACKAGES=(libportaudio2 libsndfile1 ffmpeg jackd2 libjack-jackd2-0 fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont espeak-ng)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
