@@ -23,7 +23,7 @@ class Mlp(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
@@ -67,16 +67,21 @@ def _pad_frames(x: Tensor, n: int, dim: int) -> Tensor:
     return torch.cat([x, x.new_zeros(shape)], dim)
 
 
-class _MaskCache:
-    """Parameter-free parts of attention masks, memoised per (geometry, device) for inference.
+def _finish(bias: Tensor, idx: Tensor, blocked: Tensor, expand: bool = False) -> Tensor:
+    """Additive mask: learned bias gathered at `idx`, -inf where `blocked`."""
+    gathered = bias[:, idx]
+    return (gathered[None] if expand else gathered).masked_fill(blocked, NEG_INF)
 
-    Only index/boolean tensors are kept, so learned biases are always gathered afresh."""
+
+class _MaskCache:
+    """Attention masks memoised for inference, keyed by geometry, device and the bias parameter's
+    version (an optimiser step or a weight load changes it, so stale masks are never reused)."""
 
     def __init__(self, limit: int = 64):
         self.limit = limit
-        self.items: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self.items: dict[tuple, Tensor] = {}
 
-    def get(self, key: tuple, make) -> tuple[Tensor, Tensor]:
+    def get(self, key: tuple, make) -> Tensor:
         hit = self.items.get(key)
         if hit is None:
             hit = make()
@@ -140,9 +145,11 @@ class TemporalAttention(Branch):
             ok = (lag >= 0) & (lag < self.window) & ((kpos[:, None, :] >= 0) | (lag == 0))
             return lag.clamp(0, self.window - 1), ~ok
 
-        key = (min(t0, hist), n_blocks, block, str(device))
-        lag, blocked = self._masks.get(key, make) if not self.training else make()
-        return self.rel_bias[:, lag].masked_fill(blocked, NEG_INF)
+        if self.training or torch.is_grad_enabled():
+            lag, blocked = make()
+            return self.rel_bias[:, lag].masked_fill(blocked, NEG_INF)
+        key = (min(t0, hist), n_blocks, block, str(device), self.rel_bias._version, self.rel_bias.data_ptr())
+        return self._masks.get(key, lambda: _finish(self.rel_bias, *make()))
 
 
 class FrequencyAttention(Branch):
@@ -174,8 +181,15 @@ class WindowAttention(Branch):
         self.rel_bias = nn.Parameter(torch.zeros(heads, lags * (2 * self.wf - 1)))
         nn.init.trunc_normal_(self.rel_bias, std=0.02)
         self._masks = _MaskCache()
+        self._regions: dict[tuple, tuple[int, Tensor]] = {}
         if causal:
             self.n_state = 2
+
+    def _window_regions(self, length: int, window: int, shift: int, device) -> tuple[int, Tensor]:
+        key = (length, window, shift, str(device))
+        if key not in self._regions:
+            self._regions[key] = window_regions(length, window, shift, device)
+        return self._regions[key]
 
     def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
         if not self.causal:
@@ -186,7 +200,7 @@ class WindowAttention(Branch):
 
     def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
         batch, n_frames, n_freq, _ = x.shape
-        f_pad, f_ids = window_regions(n_freq, self.wf, self.sf, x.device)
+        f_pad, f_ids = self._window_regions(n_freq, self.wf, self.sf, x.device)
         x = _pad_frames(x, f_pad - n_freq, 2)
         if self.sf:
             x = torch.roll(x, -self.sf, 2)
@@ -239,14 +253,17 @@ class WindowAttention(Branch):
             ok = ok.flatten(4, 5).flatten(2, 3)                                       # (nFw, nb, b*wf, (H+b)*wf)
             return self._bias_index(lag.clamp(0, wt - 1)), ~ok[:, None]
 
+        if self.training or torch.is_grad_enabled():
+            idx, blocked = make()
+            return self.rel_bias[:, idx][None].masked_fill(blocked, NEG_INF)
         phase = t0 % wt if t0 >= hist else t0 - wt * (1 << 20)  # masks repeat with period wt once warm
-        key = (phase, n_blocks, block, f_ids.shape[0], str(f_ids.device))
-        idx, blocked = self._masks.get(key, make) if not self.training else make()
-        return self.rel_bias[:, idx][None].masked_fill(blocked, NEG_INF)
+        key = (phase, n_blocks, block, f_ids.shape[0], str(f_ids.device), self.rel_bias._version,
+               self.rel_bias.data_ptr())
+        return self._masks.get(key, lambda: _finish(self.rel_bias, *make(), expand=True))
 
     def _offline(self, x: Tensor, f_ids: Tensor) -> Tensor:
         batch, n_frames, f_pad, _ = x.shape
-        t_pad, t_ids = window_regions(n_frames, self.wt, self.st, x.device)
+        t_pad, t_ids = self._window_regions(n_frames, self.wt, self.st, x.device)
         x = _pad_frames(x, t_pad - n_frames, 1)
         if self.st:
             x = torch.roll(x, -self.st, 1)
@@ -270,8 +287,7 @@ class WindowAttention(Branch):
             ok = t_ok[:, None, :, None, :, None] & f_ok[None, :, None, :, None, :]
             return idx, ~ok.flatten(4, 5).flatten(2, 3)[:, :, None]
 
-        key = (t_ids.shape[0], f_ids.shape[0], str(t_ids.device))
-        idx, blocked = self._masks.get(key, make) if not self.training else make()
+        idx, blocked = make()
         bias = self.rel_bias[:, idx]
         return bias.masked_fill(blocked, NEG_INF) if bool(blocked.any()) else bias
 

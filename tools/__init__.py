@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Offline tools: separation of files, BSS Eval evaluation, benchmarks, export."""

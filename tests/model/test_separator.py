@@ -126,9 +126,9 @@ def test_identity_masks_return_the_mixture(tiny_separator):
 
 def test_attributes(tiny_separator):
     s = tiny_separator
-    assert (s.sample_rate, s.n_fft, s.hop_length, s.causal) == (44100, 256, 64, True)
+    assert (s.sample_rate, s.n_fft, s.hop_length, s.causal) == (44100, 512, 256, True)
     assert s.stems == ("vocals", "accompaniment")
-    assert s.latency_samples == 256
+    assert s.latency_samples == 512
     with pytest.raises(AttributeError):
         _ = model.Separator(small_offline_config()).latency_samples
 

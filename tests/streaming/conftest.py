@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _jack_ready(env: dict, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True)
+        r = subprocess.run(["jack_lsp"], check=False, env=env, capture_output=True, text=True)
         if r.returncode == 0 and "system:playback_1" in r.stdout:
             return True
         time.sleep(0.1)
@@ -32,7 +32,7 @@ def jack_server():
         pytest.skip("jackd (Debian package jackd2) is not installed; `apt-get install jackd2` to run the live-host tests")
     name = f"tfswa-test-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log", "w")
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{name}.log", "w")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -51,5 +51,5 @@ def jack_server():
 
 def run_host(args: list[str], env: dict | None = None, timeout: float = 120.0, **kw) -> subprocess.CompletedProcess:
     """Run `python -m streaming ARGS` the way a user does; returns the completed process."""
-    return subprocess.run([sys.executable, "-m", "streaming", *args], cwd=ROOT, env=env or dict(os.environ),
+    return subprocess.run([sys.executable, "-m", "streaming", *args], check=False, cwd=ROOT, env=env or dict(os.environ),
                           capture_output=True, text=True, timeout=timeout, **kw)

@@ -9,7 +9,7 @@ import model
 from streaming import StreamingSeparator
 
 
-def stream(engine, x, rng, sizes=(1, 2, 63, 64, 65, 127, 200, 513, 1500)):
+def stream(engine, x, rng, sizes=(1, 2, 63, 255, 256, 257, 511, 700, 1500, 3000)):
     """Feed x (C, N) in random chunks drawn from `sizes` (plus an empty one), then flush."""
     outs, i = [engine.feed(x[:, :0])], 0
     while i < x.shape[1]:
@@ -63,18 +63,18 @@ def test_identity_masks_give_delayed_input(tiny_separator):
 
 
 def test_block_mode_is_one_call_and_same_output(tiny_separator):
-    x = (0.3 * torch.randn(2, 64 * 9, generator=torch.Generator().manual_seed(3))).numpy()
+    x = (0.3 * torch.randn(2, 256 * 9, generator=torch.Generator().manual_seed(3))).numpy()
     one = StreamingSeparator(tiny_separator, device="cpu")
     y_block = one.feed(x)
     assert one.model_calls == 1  # 9 hops, one batched network call
     hop = StreamingSeparator(tiny_separator, device="cpu")
-    y_hop = np.concatenate([hop.feed(x[:, i:i + 64]) for i in range(0, x.shape[1], 64)], -1)
+    y_hop = np.concatenate([hop.feed(x[:, i:i + 256]) for i in range(0, x.shape[1], 256)], -1)
     assert hop.model_calls == 9
     assert np.abs(y_block - y_hop).max() < 1e-5
 
 
 def test_chunks_larger_than_the_block_limit(tiny_separator):
-    x = 0.3 * torch.randn(1, 2, 64 * 100 + 17)
+    x = 0.3 * torch.randn(1, 2, 256 * 40 + 17)
     with torch.no_grad():
         ref = tiny_separator(x)[0].numpy()
     engine = StreamingSeparator(tiny_separator, device="cpu", max_block_hops=8)
@@ -84,10 +84,10 @@ def test_chunks_larger_than_the_block_limit(tiny_separator):
 
 def test_latency_and_attributes(tiny_separator):
     engine = StreamingSeparator(tiny_separator, device="cpu")
-    assert engine.latency_samples == 256
-    assert engine.latency_ms == pytest.approx(1000 * 256 / 44100)
-    assert engine.stems == ("vocals", "accompaniment") and engine.hop_length == 64
-    engine.feed(np.zeros((2, 64 * 5), np.float32))
+    assert engine.latency_samples == 512
+    assert engine.latency_ms == pytest.approx(1000 * 512 / 44100)
+    assert engine.stems == ("vocals", "accompaniment") and engine.hop_length == 256
+    engine.feed(np.zeros((2, 256 * 5), np.float32))
     assert len(engine.step_times_ms) == 5 and np.all(engine.step_times_ms > 0)
     assert engine.rtf > 0
 

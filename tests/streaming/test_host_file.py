@@ -67,5 +67,5 @@ def test_demo_runs_to_a_file(tmp_path):
                   "--preset", "tiny", "--duration", "0.5"])
     assert r.returncode == 0, r.stderr
     info = sf.info(tmp_path / "karaoke.wav")
-    assert info.channels == 2 and info.frames == int(round(0.5 * info.samplerate))
+    assert info.channels == 2 and info.frames == round(0.5 * info.samplerate)
     assert not list(tmp_path.glob(".*partial*"))

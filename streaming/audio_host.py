@@ -1,0 +1,315 @@
+"""The live host: a sounddevice (PortAudio) stream, its callback, and the separation worker thread.
+
+The callback only copies frames between the device and two preallocated `AudioRing`s and counts
+status flags; it never allocates buffers, locks, logs or calls the model. The worker thread drains
+the input ring (or reads a file), runs the `RemixChain` (resample -> engine -> mixer -> resample) and
+fills the output ring (or writes a file). When the output ring lacks a block the callback plays the
+dry input (or silence, `host.late_policy`) and counts a late block; the missing block is skipped later
+so the latency stays constant.
+
+Modes: device -> device (duplex stream), file/demo -> device (output stream, paced by the ring),
+device -> file (input stream; the file is latency-aligned and as long as the capture).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from model.errors import UserError
+
+from .chain import AlignedWriter, HostConfig, RemixChain
+from .report import RunStats, status_line
+from .resample import resampler_delay_ms
+from .ring import AudioRing
+from .sources import FileSink
+
+
+class LiveHost:
+    """One live run. `run(duration)` blocks until the duration, end of file or Ctrl-C -> RunStats."""
+
+    def __init__(self, engine, mixer, cfg: HostConfig, in_device: int | None = None, in_channels: tuple[int, ...] = (),
+                 source=None, out_device: int | None = None, out_path=None, samplerate: int | None = None,
+                 midi=None, status: bool = True):
+        import sounddevice as sd
+        self.sd = sd
+        self.engine, self.mixer, self.cfg, self.midi = engine, mixer, cfg, midi
+        self.in_device, self.out_device, self.source, self.out_path = in_device, out_device, source, out_path
+        self.show_status = status
+        assert (in_device is not None) != (source is not None), "exactly one of an input device or a file source"
+        assert not (out_device is None and out_path is None), "an output device or an output file"
+        self.rate = int(samplerate or (source.rate if source is not None and out_device is None else 0)
+                        or self._device_rate())
+        if source is not None and source.rate != self.rate:
+            raise UserError(f"the input file runs at {source.rate} Hz but the output device at {self.rate} Hz; "
+                            "expected equal rates (pass --samplerate or convert the file)")
+        self.blocksize = int(cfg.blocksize)
+        # Input channel selection (0-based columns of the device input).
+        if in_device is not None:
+            max_in = int(sd.query_devices(in_device)["max_input_channels"])
+            chans = in_channels or tuple(range(min(2, max_in)))
+            if not chans or max(chans) >= max_in or min(chans) < 0 or len(chans) > 2:
+                raise UserError(f"--channels: expected 1 or 2 input channels between 1 and {max_in}, "
+                                f"got {','.join(str(c + 1) for c in chans) or 'none'}")
+            self.in_cols = chans
+            self.dev_in_channels = max(chans) + 1
+        else:
+            self.in_cols, self.dev_in_channels = (), 0
+        self.out_channels = 0 if out_device is None else min(2, int(sd.query_devices(out_device)["max_output_channels"]))
+        self._check_settings()
+        cap = max(4 * max(self.blocksize, 1024), int(cfg.ring_seconds * self.rate))
+        self.in_ring = AudioRing(cap, len(self.in_cols)) if self.in_cols else None
+        self.out_ring = AudioRing(cap, self.out_channels) if self.out_channels else None
+        self.chain = RemixChain(engine, mixer, self.rate, cfg.resample_quality, out_channels=self.out_channels or 2)
+        block_ms = 1000.0 * max(self.blocksize, 256) / self.rate
+        rs_ms = (resampler_delay_ms(self.rate, engine.sample_rate, cfg.resample_quality, max(self.blocksize, 256))
+                 + resampler_delay_ms(engine.sample_rate, self.rate, cfg.resample_quality,
+                                      int(max(self.blocksize, 256) * engine.sample_rate / self.rate)))
+        self.prefill = math.ceil(rs_ms * self.rate / 1000.0) + cfg.prefill_blocks * max(self.blocksize, 256)
+        self.stats = RunStats(io_sample_rate=self.rate, model_sample_rate=engine.sample_rate, blocksize=self.blocksize,
+                              algorithmic_latency_ms=engine.latency_ms, resampler_latency_ms=rs_ms)
+        if self.out_ring is not None:
+            self.stats.buffer_latency_ms = (block_ms if self.in_ring is not None else 0.0) \
+                + 1000.0 * cfg.prefill_blocks * max(self.blocksize, 256) / self.rate
+        else:
+            self.stats.buffer_latency_ms = block_ms
+        # Callback-owned counters (plain ints: written by the callback only).
+        self._overflows = self._underflows = self._late = self._debt = self._in_drops = 0
+        self._eof = False            # worker -> callback: the file source is exhausted and flushed
+        self._drained = False        # callback -> main: the output ring ran dry after _eof
+        self._stop = False
+        self._error: BaseException | None = None
+        self._captured = 0           # frames the callback put into the input ring (device -> file)
+
+    # setup ---------------------------------------------------------------------------------------
+    def _device_rate(self) -> int:
+        dev = self.in_device if self.in_device is not None else self.out_device
+        return int(self.sd.query_devices(dev)["default_samplerate"])
+
+    def _check_settings(self) -> None:
+        try:
+            if self.in_device is not None:
+                self.sd.check_input_settings(self.in_device, channels=self.dev_in_channels, dtype="float32",
+                                             samplerate=self.rate)
+            if self.out_device is not None:
+                self.sd.check_output_settings(self.out_device, channels=self.out_channels, dtype="float32",
+                                              samplerate=self.rate)
+        except Exception as e:  # noqa: BLE001 - PortAudio raises several types for unsupported settings
+            raise UserError(f"the audio device does not support {self.rate} Hz float32 with these channels "
+                            f"({str(e).splitlines()[0]}); expected a supported --samplerate / --channels") from None
+
+    def _latency_arg(self):
+        lat = self.cfg.latency
+        try:
+            return float(lat)
+        except (TypeError, ValueError):
+            return lat
+
+    def _open_stream(self):
+        sd, kw = self.sd, {"samplerate": self.rate, "blocksize": self.blocksize, "dtype": "float32",
+                               "latency": self._latency_arg()}
+        try:
+            if self.in_ring is not None and self.out_ring is not None:
+                return sd.Stream(device=(self.in_device, self.out_device),
+                                 channels=(self.dev_in_channels, self.out_channels), callback=self._duplex, **kw)
+            if self.out_ring is not None:
+                return sd.OutputStream(device=self.out_device, channels=self.out_channels, callback=self._playback, **kw)
+            return sd.InputStream(device=self.in_device, channels=self.dev_in_channels, callback=self._capture, **kw)
+        except sd.PortAudioError as e:
+            raise UserError(f"cannot open the audio stream ({e}); expected a free device (see --list-devices)") from None
+
+    # callbacks: copy and count only --------------------------------------------------------------
+    def _count(self, status) -> None:
+        if status:
+            if status.input_overflow:
+                self._overflows += 1
+            if status.output_underflow:
+                self._underflows += 1
+
+    def _pull(self, outdata, frames, dry) -> None:
+        ring = self.out_ring
+        if ring.available() >= frames + self._debt:
+            if self._debt:
+                ring.skip(self._debt)
+                self._debt = 0
+            ring.read_into(outdata)
+            return
+        if self._eof:                       # end of the file: play what is left, then report drained
+            n = ring.read_into(outdata)
+            if n < frames:
+                outdata[n:] = 0.0
+                self._drained = True
+            return
+        self._late += 1
+        self._debt += frames
+        if dry is not None and self.cfg.late_policy == "dry":
+            for j in range(self.out_channels):
+                outdata[:, j] = dry[:, self.in_cols[min(j, len(self.in_cols) - 1)]]
+        else:
+            outdata.fill(0.0)
+
+    def _duplex(self, indata, outdata, frames, time_info, status) -> None:
+        self._count(status)
+        if self.in_ring.write_columns(indata, self.in_cols) < frames:
+            self._in_drops += 1
+        self._pull(outdata, frames, indata)
+
+    def _playback(self, outdata, frames, time_info, status) -> None:
+        self._count(status)
+        self._pull(outdata, frames, None)
+
+    def _capture(self, indata, frames, time_info, status) -> None:
+        self._count(status)
+        n = self.in_ring.write_columns(indata, self.in_cols)
+        self._captured += n
+        if n < frames:
+            self._in_drops += 1
+
+    # worker --------------------------------------------------------------------------------------
+    def _worker(self, writer: AlignedWriter | None) -> None:
+        try:
+            self._work(writer)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self._error = e
+            self._stop = True
+
+    def _work(self, writer: AlignedWriter | None) -> None:
+        chunk = np.zeros((self.in_ring.capacity if self.in_ring else self.cfg.file_block, len(self.in_cols) or 1),
+                         np.float32)
+        block = max(self.blocksize, 256)
+        idle = min(0.002, 0.25 * block / self.rate)
+        load_ema = 0.0
+        while not self._stop:
+            if self.midi is not None:
+                self.midi.apply_pending(self.mixer)
+            if self.in_ring is not None:
+                n = self.in_ring.available()
+                if n == 0:
+                    time.sleep(idle)
+                    continue
+                x = chunk[:self.in_ring.read_into(chunk[:n])]
+            else:
+                if self._eof:
+                    time.sleep(idle)
+                    continue
+                if self.out_ring.space() < 2 * block + 4096:   # real-time pacing: keep the ring full
+                    time.sleep(idle)
+                    continue
+                x = self.source.read(block)
+                if x.shape[0] == 0:
+                    tail = self.chain.flush()
+                    self.out_ring.write(tail[:self.out_ring.space()])
+                    self._eof = True
+                    continue
+            t0 = time.perf_counter()
+            y = self.chain.process(x)
+            dt = time.perf_counter() - t0
+            load_ema += 0.1 * (dt * self.rate / max(1, x.shape[0]) - load_ema)
+            self.stats.worker_load = load_ema
+            if self.out_ring is not None:
+                if self.out_ring.write(y) < y.shape[0]:
+                    self.stats.output_ring_drops += 1
+            else:
+                writer.write(y)
+
+    # run -----------------------------------------------------------------------------------------
+    def _warm_up(self) -> None:
+        """One pass of silence through the model so the first real hop is not the slow first call."""
+        self.engine.feed(np.zeros((2, 4 * self.engine.hop_length + self.engine.latency_samples), np.float32))
+        self.engine.reset()
+
+    def run(self, duration: float | None = None) -> RunStats:
+        self._warm_up()
+        sink = writer = None
+        if self.out_path is not None:
+            sink = FileSink(self.out_path, self.rate, 2)
+            writer = AlignedWriter(sink, self.chain.latency_frames)
+        if self.out_ring is not None:
+            self.out_ring.write_zeros(self.prefill)
+        self.stats.mode = ("device" if self.in_ring is not None else "file") + "->" + \
+            ("device" if self.out_ring is not None else "file")
+        worker = threading.Thread(target=self._worker, args=(writer,), name="separation-worker", daemon=True)
+        old_term = _stop_on_sigterm()
+        old_switch = sys.getswitchinterval()
+        # The callback needs the GIL within a fraction of a block: make the worker hand it over sooner.
+        sys.setswitchinterval(min(old_switch, self.cfg.gil_switch_interval_ms / 1000.0))
+        t0 = time.perf_counter()
+        try:
+            stream = self._open_stream()
+            worker.start()
+            with stream:
+                dev_lat = stream.latency
+                self.stats.device_latency_ms = 1000.0 * (sum(dev_lat) if isinstance(dev_lat, tuple) else dev_lat)
+                self._main_loop(t0, duration)
+        except KeyboardInterrupt:
+            pass
+        except BaseException:
+            self._stop = True
+            if sink is not None:
+                sink.discard()
+            raise
+        finally:
+            sys.setswitchinterval(old_switch)
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
+            self._stop = True
+            if worker.is_alive():
+                worker.join(5.0)
+            self._collect(time.perf_counter() - t0)
+            if self.show_status:
+                print(file=sys.stderr, flush=True)
+        if self._error is not None:
+            if sink is not None:
+                sink.discard()
+            raise self._error
+        if sink is not None:
+            # Drain what the callback captured but the worker has not processed, then flush.
+            rest = np.zeros((self.in_ring.available(), len(self.in_cols)), np.float32)
+            self.in_ring.read_into(rest)
+            writer.total = self._captured
+            writer.write(self.chain.process(rest))
+            writer.write(self.chain.flush())
+            writer.finish(2)
+            sink.commit()
+            self.stats.extra["output_frames"] = writer.written
+        return self.stats
+
+    def _main_loop(self, t0: float, duration: float | None) -> None:
+        interval = max(0.5, float(self.cfg.status_interval_s))
+        next_status = t0 + interval
+        while not self._stop:
+            now = time.perf_counter()
+            if duration is not None and now - t0 >= duration:
+                break
+            if self._drained:
+                break
+            if self.show_status and now >= next_status:
+                self._collect(now - t0)
+                end = "\r" if sys.stderr.isatty() else "\n"
+                print(status_line(self.stats, self.mixer, self.chain.stem_levels_db), end=end, file=sys.stderr,
+                      flush=True)
+                next_status = now + interval
+            time.sleep(0.01)
+
+    def _collect(self, wall: float) -> None:
+        s = self.stats
+        s.wall_seconds = wall
+        s.input_overflows, s.output_underflows, s.late_blocks = self._overflows, self._underflows, self._late
+        s.input_ring_drops = self._in_drops
+        s.nonfinite_samples = self.chain.nonfinite_samples
+        s.seconds = self.chain.frames_in / self.rate
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm():
+    """SIGTERM ends a run like Ctrl-C (main thread only); returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -1,0 +1,134 @@
+"""The worker-side processing chain shared by the live host and file runs:
+sanitise -> (mono -> stereo) -> resample to the model rate -> StreamingSeparator -> StemMixer ->
+resample back. Shapes: (n, C) frames-major at the I/O rate in and out; (S, C, n) stems inside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .mixer import StemMixer
+from .resample import StreamResampler
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """`config.yaml` section `host`."""
+
+    blocksize: int = 256                 # frames per audio callback (0: whatever the device gives)
+    latency: str | float = "low"         # PortAudio suggested latency: low | high | seconds
+    late_policy: str = "dry"             # a block the worker has not finished: dry input | silence
+    prefill_blocks: int = 2              # output blocks of head start for the worker (beyond resampler delay)
+    ring_seconds: float = 2.0            # capacity of the input and output rings
+    status_interval_s: float = 0.5       # status line period (at most twice a second)
+    resample_quality: str = "LQ"         # soxr quality for live streams (lower quality, lower delay)
+    file_resample_quality: str = "HQ"    # soxr quality for file runs
+    file_block: int = 4096               # frames per block in file runs
+    samplerate: int | None = None        # device rate; None: the device's default
+    gil_switch_interval_ms: float = 0.5  # Python thread switch interval while a live stream runs
+    torch_threads: int = 1               # intra-op threads of the model (more threads spin against the audio)
+
+    @classmethod
+    def from_config(cls, config: dict) -> HostConfig:
+        from model.errors import UserError
+        section = dict(config.get("host") or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise UserError(f"config section 'host': unknown keys {unknown}; expected some of {sorted(known)}")
+        cfg = cls(**section)
+        if cfg.late_policy not in ("dry", "silence"):
+            raise UserError(f"config host.late_policy: expected dry or silence, got {cfg.late_policy!r}")
+        return cfg
+
+
+def level_db(x: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    return 20.0 * np.log10(rms) if rms > 1e-10 else -200.0
+
+
+class RemixChain:
+    """`process(x)` (n, C_in) at `io_rate` -> remix (m, 2) at `io_rate`; `flush()` -> the rest.
+
+    The remix is delayed by `latency_frames` (the engine's latency at the I/O rate; soxr itself is
+    time-aligned)."""
+
+    def __init__(self, engine, mixer: StemMixer, io_rate: int, quality: str = "LQ", out_channels: int = 2):
+        self.engine, self.mixer = engine, mixer
+        self.io_rate, self.model_rate = int(io_rate), int(engine.sample_rate)
+        self.channels = 2
+        self.out_channels = out_channels
+        self.rs_in = StreamResampler(self.io_rate, self.model_rate, self.channels, quality)
+        self.rs_out = StreamResampler(self.model_rate, self.io_rate, self.channels, quality)
+        self.nonfinite_samples = 0
+        self.stem_levels_db = np.full(len(mixer.stems), -200.0)
+        self.frames_in = 0
+
+    @property
+    def latency_frames(self) -> float:
+        return self.engine.latency_samples * self.io_rate / self.model_rate
+
+    def _stereo(self, x: np.ndarray) -> np.ndarray:
+        if not np.isfinite(x).all():
+            bad = ~np.isfinite(x)
+            self.nonfinite_samples += int(bad.sum())
+            x = np.where(bad, np.float32(0.0), x)
+        if x.shape[1] == 1:
+            x = np.repeat(x, 2, axis=1)
+        assert x.shape[1] == 2, f"expected (n, 1 or 2) input frames, got {x.shape}"
+        return x
+
+    def _model_block(self, y: np.ndarray) -> np.ndarray:
+        """(k, 2) at the model rate -> remix (k, 2) at the model rate."""
+        stems = self.engine.feed(np.ascontiguousarray(y.T))                  # (S, 2, k)
+        if stems.shape[-1]:
+            for i in range(stems.shape[0]):
+                self.stem_levels_db[i] = level_db(stems[i])
+        return self.mixer.mix(stems).T
+
+    def _out(self, remix: np.ndarray) -> np.ndarray:
+        out = self.rs_out.process(np.ascontiguousarray(remix))
+        if self.out_channels == 1:
+            out = out.mean(1, keepdims=True)
+        return out
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        x = self._stereo(np.asarray(x, np.float32))
+        self.frames_in += x.shape[0]
+        return self._out(self._model_block(self.rs_in.process(x)))
+
+    def flush(self) -> np.ndarray:
+        """Everything still inside: the resampler tails and the engine's last latency_samples."""
+        a = self._model_block(self.rs_in.flush())
+        tail = self.mixer.mix(self.engine.flush()).T
+        out = self.rs_out.process(np.ascontiguousarray(np.concatenate([a, tail])))
+        out = np.concatenate([out, self.rs_out.flush()])
+        return out.mean(1, keepdims=True) if self.out_channels == 1 else out
+
+
+class AlignedWriter:
+    """Drops the chain's first `latency` frames and writes at most `total` frames (set `total` as soon
+    as it is known; `finish` pads with silence), so a file output lines up with its input."""
+
+    def __init__(self, sink, latency_frames: float, total: int | None = None):
+        self.sink = sink
+        self._drop = round(latency_frames)
+        self.total = total
+        self.written = 0
+
+    def write(self, block: np.ndarray) -> None:
+        if self._drop:
+            k = min(self._drop, block.shape[0])
+            block = block[k:]
+            self._drop -= k
+        if self.total is not None:
+            block = block[:max(0, self.total - self.written)]
+        self.sink.write(block)
+        self.written += block.shape[0]
+
+    def finish(self, channels: int) -> None:
+        """After the flush output was written: pad with silence up to `total` frames."""
+        if self.total is not None and self.written < self.total:
+            self.sink.write(np.zeros((self.total - self.written, channels), np.float32))
+            self.written = self.total

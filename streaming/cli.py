@@ -1,0 +1,247 @@
+"""`python -m streaming`: live karaoke / remix host. See `--help` and the README."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from model.errors import UserError
+
+EPILOG = """\
+inputs : mic | default (default input device), a device index or name substring, an audio file
+         (played in real time, or as fast as possible when --output is a file), or demo (the MUSDB18
+         preview clip shipped with stempeg).
+outputs: speakers | default, a device index or name substring, or a .wav / .flac file (aligned with
+         the input: latency removed, same length).
+mixer  : --mute / --solo STEM and --gain STEM=DB are repeatable; --master DB; stem names come from the
+         checkpoint. Gain changes ramp over one block; a soft limiter keeps the remix below -0.1 dBFS.
+MIDI   : --midi PORT|virtual opens an input; controls map to actions through --midi-map FILE (written by
+         --midi-learn FILE) or the default map in config.yaml (midi.default_map). Fader law:
+         gain_db = 40*log10(v/127) + midi.fader_max_db, v = 0 silent.
+exit   : Ctrl-C, end of file or --duration stop cleanly; user errors print one line and exit with code 2.
+example: python -m streaming --input demo --mute vocals --output karaoke.wav
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m streaming", description="Real-time music source separation host: live remix "
+                "(karaoke, stem solo / mute / gain) from an audio interface, a file or the demo clip, with MIDI control.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    io = p.add_argument_group("input / output")
+    io.add_argument("--input", "-i", default="mic", help="mic|default|INDEX|NAME|FILE|demo (default: mic)")
+    io.add_argument("--output", "-o", default="speakers", help="speakers|default|INDEX|NAME|FILE.wav|FILE.flac "
+                    "(default: speakers)")
+    io.add_argument("--channels", help="input channels of a multi-channel interface, 1-based, e.g. 1,2 or 3 "
+                    "(default: the first two)")
+    io.add_argument("--samplerate", type=int, help="device sample rate in Hz (default: the device's)")
+    io.add_argument("--duration", type=float, help="stop after this many seconds")
+    io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    mx = p.add_argument_group("stem mixer")
+    mx.add_argument("--mute", action="append", default=[], metavar="STEM", help="mute a stem (repeatable)")
+    mx.add_argument("--solo", action="append", default=[], metavar="STEM", help="solo a stem (repeatable)")
+    mx.add_argument("--gain", action="append", default=[], metavar="STEM=DB", help="stem gain in dB (repeatable)")
+    mx.add_argument("--master", type=float, default=0.0, metavar="DB", help="master gain in dB (default 0)")
+    md = p.add_argument_group("model")
+    md.add_argument("--checkpoint", help="separator checkpoint (default: model/weights/streaming_default.ckpt "
+                    "when it exists, else the `streaming` preset with RANDOM weights)")
+    md.add_argument("--preset", help="use this config.yaml preset with random weights instead of a checkpoint "
+                    "(for tests and benchmarks, e.g. tiny)")
+    md.add_argument("--device", choices=("cpu", "cuda"), help="where the model runs (default: cpu)")
+    au = p.add_argument_group("audio engine")
+    au.add_argument("--blocksize", type=int, help="frames per audio callback (config host.blocksize)")
+    au.add_argument("--latency", help="PortAudio suggested latency: low|high|SECONDS (config host.latency)")
+    au.add_argument("--late", choices=("dry", "silence"), help="what a late block plays (config host.late_policy)")
+    au.add_argument("--config", help="YAML file whose values override config.yaml")
+    au.add_argument("--stats-json", metavar="PATH", help="write the run's figures as one JSON object at exit")
+    au.add_argument("--quiet", "-q", action="store_true", help="no status line")
+    mi = p.add_argument_group("MIDI")
+    mi.add_argument("--midi", metavar="PORT", help="MIDI input: index, name substring or 'virtual'")
+    mi.add_argument("--midi-map", metavar="FILE", help="MIDI map YAML (default: midi.default_map in config.yaml)")
+    mi.add_argument("--midi-learn", metavar="FILE", help="with --midi: bind each action to the first control "
+                    "moved, write the map to FILE and exit")
+    mi.add_argument("--list-midi", action="store_true", help="list MIDI input ports and exit")
+    return p
+
+
+def _config(path: str | None) -> dict:
+    import model
+    from model.config import merge_config
+    config = model.load_config()
+    return merge_config(config, model.load_config(path)) if path else config
+
+
+def _separator(args, config: dict):
+    import model
+    if args.checkpoint and args.preset:
+        raise UserError("expected either --checkpoint or --preset, got both")
+    if args.checkpoint:
+        sep = model.load_checkpoint(args.checkpoint)
+        where = args.checkpoint
+    elif args.preset:
+        sep = model.build_separator(args.preset, config=config).eval()
+        where = f"preset {args.preset!r} with random weights"
+        print(f"streaming: using the {where} (no checkpoint)", file=sys.stderr)
+    elif model.DEFAULT_CHECKPOINT.is_file():
+        sep = model.load_checkpoint(model.DEFAULT_CHECKPOINT)
+        where = str(model.DEFAULT_CHECKPOINT)
+    else:
+        sep = model.build_separator("streaming", config=config).eval()
+        where = "preset 'streaming' with RANDOM weights"
+        print("!" * 78 + f"\n!! WARNING: no checkpoint at {model.DEFAULT_CHECKPOINT};\n!! running the 'streaming' "
+              "preset with RANDOM weights: the output is NOT a separation.\n" + "!" * 78, file=sys.stderr)
+    if not sep.causal:
+        raise UserError(f"{where}: expected a causal (streaming) model, got an offline one")
+    return sep, where
+
+
+def _torch_device(name: str | None) -> str:
+    import torch
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: expected a CUDA GPU, none is available")
+    return name or "cpu"
+
+
+def _mixer(args, stems, config):
+    from .mixer import MixerConfig, StemMixer, parse_gain
+    mixer = StemMixer(stems, MixerConfig.from_config(config))
+    for s in args.mute:
+        mixer.set_mute(s, True)
+    for s in args.solo:
+        mixer.set_solo(s, True)
+    for spec in args.gain:
+        stem, db = parse_gain(spec)
+        mixer.set_gain_db(stem, db)
+    mixer.set_master_db(args.master)
+    mixer._current = mixer._targets()   # start at the requested gains, no fade-in
+    return mixer
+
+
+def _channels(spec: str | None) -> tuple[int, ...]:
+    if not spec:
+        return ()
+    try:
+        chans = tuple(int(c) - 1 for c in spec.split(","))
+    except ValueError:
+        raise UserError(f"--channels: expected 1-based channel numbers like 1,2, got {spec!r}") from None
+    if not 1 <= len(chans) <= 2 or min(chans) < 0 or len(set(chans)) != len(chans):
+        raise UserError(f"--channels: expected one or two distinct channels >= 1, got {spec!r}")
+    return chans
+
+
+def run(args) -> int:
+    from .chain import HostConfig
+    from .midi import (
+        MidiConfig,
+        MidiControl,
+        MidiMap,
+        list_midi_ports,
+        load_midi_map,
+        midi_learn,
+        open_midi_input,
+        save_midi_map,
+    )
+    from .sources import list_devices, open_source, resolve_input, resolve_output
+
+    config = _config(args.config)
+    host_cfg = HostConfig.from_config(config)
+    overrides = {k: v for k, v in (("blocksize", args.blocksize), ("latency", args.latency),
+                                   ("late_policy", args.late)) if v is not None}
+    if args.blocksize is not None and args.blocksize < 0:
+        raise UserError(f"--blocksize: expected a frame count >= 0, got {args.blocksize}")
+    if overrides:
+        import dataclasses
+        host_cfg = dataclasses.replace(host_cfg, **overrides)
+    midi_cfg = MidiConfig.from_config(config)
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    if args.list_midi:
+        print("\n".join(list_midi_ports(midi_cfg)) or "no MIDI input ports")
+        return 0
+    if args.duration is not None and not args.duration > 0:
+        raise UserError(f"--duration: expected seconds > 0, got {args.duration}")
+    if args.midi_learn and not args.midi:
+        raise UserError("--midi-learn FILE needs --midi PORT (the controller to learn from)")
+
+    sep, where = _separator(args, config)
+    stems = sep.stems
+    if args.midi_learn:
+        midi_in, port = open_midi_input(args.midi, midi_cfg)
+        print(f"midi-learn: listening on {port}; stems: {', '.join(stems)}", file=sys.stderr)
+        try:
+            learned = midi_learn(midi_in, stems, midi_cfg)
+        except KeyboardInterrupt:
+            print("midi-learn: interrupted, nothing written", file=sys.stderr)
+            return 1
+        finally:
+            midi_in.delete()
+        save_midi_map(learned, args.midi_learn)
+        print(f"midi-learn: wrote {len(learned.bindings)} bindings to {args.midi_learn}", file=sys.stderr)
+        return 0
+
+    mixer = _mixer(args, stems, config)
+    in_ep = resolve_input(args.input)
+    out_ep = resolve_output(args.output)
+    in_channels = _channels(args.channels)
+    from .engine import StreamingSeparator
+    if host_cfg.torch_threads:
+        import torch
+        torch.set_num_threads(int(host_cfg.torch_threads))
+    engine = StreamingSeparator(sep, device=_torch_device(args.device))
+
+    midi = None
+    if args.midi:
+        midi_map = load_midi_map(args.midi_map, stems) if args.midi_map else \
+            MidiMap.from_list(list(midi_cfg.default_map), stems, strict=False, where="config midi.default_map")
+        midi_in, port = open_midi_input(args.midi, midi_cfg)
+        midi = MidiControl(midi_in, midi_map, midi_cfg)
+        print(f"streaming: MIDI from {port} ({len(midi_map.bindings)} bindings)", file=sys.stderr)
+    elif args.midi_map:
+        raise UserError("--midi-map FILE needs --midi PORT")
+
+    try:
+        if in_ep.kind != "device" and out_ep.kind == "file":
+            from .offline_run import run_file_to_file
+            source = open_source(in_ep)
+            print(f"streaming: {source.name} -> {out_ep.path} ({where}; stems {', '.join(stems)})", file=sys.stderr)
+            stats = run_file_to_file(source, out_ep.path, engine, mixer, host_cfg, args.duration, midi)
+        else:
+            from .audio_host import LiveHost
+            source = open_source(in_ep) if in_ep.kind != "device" else None
+            host = LiveHost(engine, mixer, host_cfg, in_device=in_ep.device if source is None else None,
+                            in_channels=in_channels, source=source,
+                            out_device=out_ep.device if out_ep.kind == "device" else None,
+                            out_path=out_ep.path if out_ep.kind == "file" else None,
+                            samplerate=args.samplerate or host_cfg.samplerate, midi=midi, status=not args.quiet)
+            print(f"streaming: {in_ep.name} -> {out_ep.name} at {host.rate} Hz, block {host.blocksize} "
+                  f"({where}; stems {', '.join(stems)}); Ctrl-C stops", file=sys.stderr)
+            stats = host.run(args.duration)
+    finally:
+        if midi is not None:
+            midi.close()
+
+    from .report import stats_dict, summary, write_stats_json
+    d = stats_dict(stats, engine, mixer, midi)
+    d["model"] = where
+    d["stems"] = list(stems)
+    if args.stats_json:
+        write_stats_json(d, args.stats_json)
+    print(summary(d), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"python -m streaming: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m streaming: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,353 @@
+"""MIDI control of the stem mixer: rtmidi input ports, the control map, learn mode, lock-free handoff.
+
+rtmidi calls `MidiControl._on_message` on its own thread. It parses the message, looks the control up
+in the map and appends a ready-made mixer command to a bounded `collections.deque` (append and
+popleft are atomic in CPython: no lock on either side). The worker thread drains the deque between
+audio blocks with `apply_pending(mixer)`. Malformed or unmapped messages are counted and ignored.
+
+Fader law (CC value v in 0..127 -> gain): v = 0 is -inf dB (silent), otherwise
+    gain_db = 40 * log10(v / 127) + fader_max_db
+the General MIDI volume (CC 7) curve: v = 127 -> fader_max_db, v = 64 -> fader_max_db - 11.9 dB,
+v = 32 -> fader_max_db - 23.9 dB.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from model.errors import UserError
+
+ACTIONS = ("gain", "mute", "solo", "master")
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    """`config.yaml` section `midi`."""
+
+    client_name: str = "tfswa-live"
+    api: str = "auto"                    # auto | jack | alsa
+    fader_max_db: float = 0.0
+    learn_timeout_s: float = 15.0        # per action in --midi-learn; no control moved -> skipped
+    learn_settle_s: float = 0.4          # after binding, messages this long are swallowed
+    queue_size: int = 1024
+    default_map: tuple = field(default_factory=tuple)
+
+    @classmethod
+    def from_config(cls, config: dict) -> MidiConfig:
+        section = dict(config.get("midi") or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise UserError(f"config section 'midi': unknown keys {unknown}; expected some of {sorted(known)}")
+        section["default_map"] = tuple(section.get("default_map") or ())
+        return cls(**section)
+
+
+def fader_db(value: int, fader_max_db: float = 0.0) -> float:
+    """CC value 0..127 -> gain in dB (see the module docstring)."""
+    return -math.inf if value <= 0 else 40.0 * math.log10(min(value, 127) / 127.0) + fader_max_db
+
+
+# ----------------------------------------------------------------------------------------------------
+# The control map
+
+@dataclass(frozen=True)
+class Binding:
+    action: str            # gain | mute | solo | master
+    stem: str | None       # None for master
+    kind: str              # cc | note
+    channel: int           # 1..16
+    number: int            # 0..127
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"action": self.action}
+        if self.stem is not None:
+            d["stem"] = self.stem
+        d[self.kind] = self.number
+        d["channel"] = self.channel
+        return d
+
+
+def parse_binding(item: Any, where: str) -> Binding:
+    if not isinstance(item, dict):
+        raise UserError(f"{where}: expected a mapping like {{action: gain, stem: vocals, cc: 20, channel: 1}}, got {item!r}")
+    action = item.get("action")
+    if action not in ACTIONS:
+        raise UserError(f"{where}: expected action one of {list(ACTIONS)}, got {action!r}")
+    stem = item.get("stem")
+    if action != "master" and not isinstance(stem, str):
+        raise UserError(f"{where}: action {action!r} needs a stem name")
+    kinds = [k for k in ("cc", "note") if k in item]
+    if len(kinds) != 1:
+        raise UserError(f"{where}: expected exactly one of 'cc' or 'note', got {sorted(item)}")
+    kind = kinds[0]
+    if action in ("gain", "master") and kind != "cc":
+        raise UserError(f"{where}: action {action!r} needs a CC (a fader or knob), got a note")
+    number, channel = item[kind], item.get("channel", 1)
+    if not (isinstance(number, int) and 0 <= number <= 127):
+        raise UserError(f"{where}: expected {kind} number 0..127, got {number!r}")
+    if not (isinstance(channel, int) and 1 <= channel <= 16):
+        raise UserError(f"{where}: expected channel 1..16, got {channel!r}")
+    return Binding(action, stem if action != "master" else None, kind, channel, number)
+
+
+class MidiMap:
+    """(kind, channel 0..15, number) -> list of (action, stem index). Built for one model's stems."""
+
+    def __init__(self, bindings: list[Binding], stems: tuple[str, ...], strict: bool = True, where: str = "MIDI map"):
+        self.stems = tuple(stems)
+        self.bindings: list[Binding] = []
+        self.table: dict[tuple[str, int, int], list[tuple[str, int]]] = {}
+        for b in bindings:
+            if b.stem is not None and b.stem not in self.stems:
+                if strict:
+                    raise UserError(f"{where}: unknown stem {b.stem!r}; this model's stems are: {', '.join(self.stems)}")
+                continue
+            self.bindings.append(b)
+            idx = -1 if b.stem is None else self.stems.index(b.stem)
+            self.table.setdefault((b.kind, b.channel - 1, b.number), []).append((b.action, idx))
+
+    @classmethod
+    def from_list(cls, items: list | tuple, stems: tuple[str, ...], strict: bool = True,
+                  where: str = "MIDI map") -> MidiMap:
+        return cls([parse_binding(it, f"{where} entry {i}") for i, it in enumerate(items)], stems, strict, where)
+
+    def to_yaml(self) -> str:
+        head = ("# MIDI map for `python -m streaming --midi-map FILE`.\n"
+                "# action: gain | master (a CC, fader law in README) or mute | solo (note-on or CC press toggles);\n"
+                "# channel: 1..16.\n")
+        return head + yaml.safe_dump({"bindings": [b.to_dict() for b in self.bindings]}, sort_keys=False)
+
+
+def load_midi_map(path: str | Path, stems: tuple[str, ...]) -> MidiMap:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"MIDI map not found: {path} (expected a YAML file written by --midi-learn)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"MIDI map {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("bindings"), list):
+        raise UserError(f"MIDI map {path}: expected a mapping with a 'bindings' list")
+    return MidiMap.from_list(data["bindings"], stems, strict=True, where=f"MIDI map {path}")
+
+
+def save_midi_map(midi_map: MidiMap, path: str | Path) -> None:
+    """Write atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(midi_map.to_yaml())
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parsing raw messages
+
+def parse_message(msg: Any) -> tuple[str, int, int, int] | None:
+    """Raw MIDI bytes -> (kind, channel 0..15, number, value) for CC / note on / note off, else None.
+
+    kind is 'cc' or 'note' (note off and note on with velocity 0 come back with value 0)."""
+    if not isinstance(msg, (list, tuple)) or len(msg) != 3:
+        return None
+    status, a, b = msg
+    if not all(isinstance(v, int) for v in msg) or not 0x80 <= status <= 0xEF or not (0 <= a < 128 and 0 <= b < 128):
+        return None
+    kind, channel = status & 0xF0, status & 0x0F
+    if kind == 0xB0:
+        return "cc", channel, a, b
+    if kind == 0x90:
+        return "note", channel, a, b
+    if kind == 0x80:
+        return "note", channel, a, 0
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ports
+
+def _rtmidi():
+    try:
+        import rtmidi
+    except ImportError as e:  # pragma: no cover - a dependency
+        raise UserError(f"python-rtmidi is not installed ({e}); expected `pip install python-rtmidi`") from None
+    return rtmidi
+
+
+def _apis(cfg: MidiConfig) -> list[int]:
+    rtmidi = _rtmidi()
+    named = {"jack": rtmidi.API_UNIX_JACK, "alsa": rtmidi.API_LINUX_ALSA}
+    if cfg.api == "auto":
+        return [a for a in (rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK, rtmidi.API_MACOSX_CORE,
+                            rtmidi.API_WINDOWS_MM) if a in rtmidi.get_compiled_api()]
+    if cfg.api not in named:
+        raise UserError(f"config midi.api: expected auto, jack or alsa, got {cfg.api!r}")
+    return [named[cfg.api]]
+
+
+def _open_clients(cfg: MidiConfig) -> list:
+    """One MidiIn per usable API (an API whose backend is not running is skipped)."""
+    rtmidi = _rtmidi()
+    clients = []
+    for api in _apis(cfg):
+        try:
+            clients.append(rtmidi.MidiIn(api, name=cfg.client_name))
+        except Exception:  # noqa: BLE001, S112 - rtmidi raises SystemError / RuntimeError when a backend is absent
+            continue
+    return clients
+
+
+def list_midi_ports(cfg: MidiConfig) -> list[str]:
+    rtmidi = _rtmidi()
+    lines = []
+    for client in _open_clients(cfg):
+        api = rtmidi.get_api_name(client.get_current_api())
+        for i, name in enumerate(client.get_ports()):
+            lines.append(f"{i:3d}  {name}  ({api})")
+        client.delete()
+    return lines
+
+
+def open_midi_input(spec: str, cfg: MidiConfig):
+    """`virtual`, a port index or a name substring -> (rtmidi.MidiIn with the port open, port name)."""
+    clients = _open_clients(cfg)
+    if not clients:
+        raise UserError(f"no MIDI backend is available (tried {cfg.api}: ALSA sequencer / JACK server); "
+                        "expected a running ALSA sequencer or JACK server")
+    if spec == "virtual":
+        client = clients[0]
+        for other in clients[1:]:
+            other.delete()
+        client.open_virtual_port(cfg.client_name)
+        return client, f"{cfg.client_name} (virtual)"
+    names = [(c, i, n) for c in clients for i, n in enumerate(c.get_ports())]
+    if spec.isdigit():
+        hits = [(c, i, n) for c, i, n in names if i == int(spec)][:1]
+    else:
+        hits = [(c, i, n) for c, i, n in names if spec.lower() in n.lower()]
+    if not hits:
+        for c in clients:
+            c.delete()
+        available = ", ".join(repr(n) for _, _, n in names) or "none"
+        raise UserError(f"no MIDI input port matches {spec!r}; expected an index, a name substring or 'virtual' "
+                        f"(ports: {available})")
+    client, index, name = hits[0]
+    for c in clients:
+        if c is not client:
+            c.delete()
+    client.open_port(index, name=cfg.client_name)
+    return client, name
+
+
+# ----------------------------------------------------------------------------------------------------
+# Live control
+
+class MidiControl:
+    """Turns MIDI messages from one port into mixer commands through a lock-free queue."""
+
+    def __init__(self, midi_in, midi_map: MidiMap, cfg: MidiConfig):
+        self.midi_in = midi_in
+        self.map = midi_map
+        self.cfg = cfg
+        self.pending: collections.deque = collections.deque(maxlen=cfg.queue_size)
+        self.messages = 0          # every message received
+        self.ignored = 0           # malformed, unsupported or unmapped
+        self._last_cc: dict[tuple[int, int], int] = {}    # for CC toggles: press = rising edge over 63
+        midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+        midi_in.set_callback(self._on_message)
+
+    def _on_message(self, event, data=None) -> None:
+        # rtmidi thread: never raise, never block.
+        try:
+            self.messages += 1
+            msg = event[0] if isinstance(event, tuple) else event
+            parsed = parse_message(list(msg) if isinstance(msg, (list, tuple)) else msg)
+            if parsed is None:
+                self.ignored += 1
+                return
+            kind, channel, number, value = parsed
+            targets = self.map.table.get((kind, channel, number))
+            if not targets:
+                self.ignored += 1
+                return
+            pressed = value > 0
+            if kind == "cc":
+                prev = self._last_cc.get((channel, number), 0)
+                self._last_cc[(channel, number)] = value
+                pressed = value >= 64 and prev < 64
+            for action, stem in targets:
+                if action in ("gain", "master"):
+                    self.pending.append((action, stem, fader_db(value, self.cfg.fader_max_db)))
+                elif pressed:
+                    self.pending.append((action, stem, None))
+        except Exception:  # noqa: BLE001 - garbage MIDI must never kill the rtmidi thread
+            self.ignored += 1
+
+    def apply_pending(self, mixer) -> int:
+        """Worker thread: apply every queued command to `mixer`; returns how many."""
+        n = 0
+        while self.pending:
+            action, stem, value = self.pending.popleft()
+            if action == "gain":
+                mixer.set_gain_db(stem, value)
+            elif action == "master":
+                mixer.set_master_db(value)
+            elif action == "mute":
+                mixer.toggle_mute(stem)
+            elif action == "solo":
+                mixer.toggle_solo(stem)
+            n += 1
+        return n
+
+    def close(self) -> None:
+        try:
+            self.midi_in.cancel_callback()
+            self.midi_in.close_port()
+            self.midi_in.delete()
+        except Exception:  # noqa: BLE001, S110 - closing a port whose backend went away
+            pass
+
+
+def midi_learn(midi_in, stems: tuple[str, ...], cfg: MidiConfig, out: TextIO = sys.stderr) -> MidiMap:
+    """Ask for each action in turn (per stem: gain, mute, solo; then master); bind the first control
+    moved that is not bound yet. An action with no control within `learn_timeout_s` is skipped."""
+    actions = [(a, s) for s in stems for a in ("gain", "mute", "solo")] + [("master", None)]
+    bindings: list[Binding] = []
+    used: set[tuple[str, int, int]] = set()
+    for action, stem in actions:
+        what = f"{stem} {action}" if stem else "master gain"
+        need = "a fader/knob (CC)" if action in ("gain", "master") else "a button/pad (note or CC)"
+        print(f"midi-learn: move {need} for: {what}  ({cfg.learn_timeout_s:g} s to skip)", file=out, flush=True)
+        deadline = time.monotonic() + cfg.learn_timeout_s
+        bound = None
+        while bound is None and time.monotonic() < deadline:
+            item = midi_in.get_message()
+            if item is None:
+                time.sleep(0.002)
+                continue
+            parsed = parse_message(list(item[0]))
+            if parsed is None:
+                continue
+            kind, channel, number, value = parsed
+            if (kind, channel, number) in used or (action in ("gain", "master") and kind != "cc"):
+                continue
+            if kind == "note" and value == 0:
+                continue
+            bound = Binding(action, stem, kind, channel + 1, number)
+        if bound is None:
+            print(f"midi-learn: {what}: skipped", file=out, flush=True)
+            continue
+        used.add((bound.kind, bound.channel - 1, bound.number))
+        bindings.append(bound)
+        print(f"midi-learn: {what} <- {bound.kind} {bound.number} on channel {bound.channel}", file=out, flush=True)
+        settle = time.monotonic() + cfg.learn_settle_s
+        while time.monotonic() < settle:   # swallow the rest of that gesture
+            if midi_in.get_message() is None:
+                time.sleep(0.002)
+    return MidiMap(bindings, stems)

@@ -1,0 +1,171 @@
+"""Stem mixer: per-stem gain (dB), mute, solo and master gain, with click-free ramps and a soft limiter.
+
+Runs on the worker thread only: controls (from the CLI or MIDI) are applied between blocks, and every
+gain change ramps linearly across the next block. The soft limiter is the identity below
+`threshold` and bends smoothly (tanh) towards `ceiling` above it, so the remix never exceeds the
+ceiling whatever the gains.
+Shapes: S stems, C channels, n samples.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.errors import UserError
+
+
+@dataclass(frozen=True)
+class MixerConfig:
+    """`config.yaml` section `mixer`."""
+
+    limiter_threshold_db: float = -3.0   # the limiter is the identity below this level
+    limiter_ceiling_db: float = -0.1     # and never exceeds this one
+    max_gain_db: float = 12.0            # stem / master gains are clamped to [-inf, max_gain_db]
+
+    @classmethod
+    def from_config(cls, config: dict) -> MixerConfig:
+        section = dict(config.get("mixer") or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise UserError(f"config section 'mixer': unknown keys {unknown}; expected some of {sorted(known)}")
+        cfg = cls(**{k: float(v) for k, v in section.items()})
+        if not cfg.limiter_threshold_db < cfg.limiter_ceiling_db <= 0.0:
+            raise UserError("config section 'mixer': expected limiter_threshold_db < limiter_ceiling_db <= 0, got "
+                            f"{cfg.limiter_threshold_db} and {cfg.limiter_ceiling_db}")
+        return cfg
+
+
+def db_to_gain(db: float) -> float:
+    return 0.0 if db == -math.inf else 10.0 ** (db / 20.0)
+
+
+def soft_limit(x: np.ndarray, threshold: float, ceiling: float) -> np.ndarray:
+    """Memoryless soft limiter, in place: |y| <= ceiling; identity for |x| <= threshold; slope 1 at the knee."""
+    mag = np.abs(x)
+    over = mag > threshold
+    if over.any():
+        span = ceiling - threshold
+        x[over] = np.sign(x[over]) * (threshold + span * np.tanh((mag[over] - threshold) / span))
+    return x
+
+
+class StemMixer:
+    """`mix(stems)` (S, C, n) -> remix (C, n). Controls: `set_gain_db`, `set_mute`, `set_solo`,
+    `toggle_mute`, `toggle_solo`, `set_master_db`; `state()` reports them."""
+
+    def __init__(self, stems: tuple[str, ...] | list[str], cfg: MixerConfig | None = None):
+        self.stems = tuple(stems)
+        self.cfg = cfg or MixerConfig()
+        n = len(self.stems)
+        self.gain_db = np.zeros(n)
+        self.mute = np.zeros(n, bool)
+        self.solo = np.zeros(n, bool)
+        self.master_db = 0.0
+        self._threshold = db_to_gain(self.cfg.limiter_threshold_db)
+        self._ceiling = db_to_gain(self.cfg.limiter_ceiling_db)
+        self._current = self._targets()       # linear gains at the end of the last block
+        self.limited_samples = 0
+
+    # controls ------------------------------------------------------------------------------------
+    def index(self, stem: str) -> int:
+        """Stem name -> index; an unknown name is a UserError listing the valid ones."""
+        if stem not in self.stems:
+            raise UserError(f"unknown stem {stem!r}; this model's stems are: {', '.join(self.stems)}")
+        return self.stems.index(stem)
+
+    def _clamp(self, db: float) -> float:
+        if math.isnan(db):
+            raise UserError("expected a gain in dB, got nan")
+        return min(float(db), self.cfg.max_gain_db)
+
+    def set_gain_db(self, stem: str | int, db: float) -> None:
+        i = stem if isinstance(stem, int) else self.index(stem)
+        self.gain_db[i] = self._clamp(db)
+
+    def set_master_db(self, db: float) -> None:
+        self.master_db = self._clamp(db)
+
+    def set_mute(self, stem: str | int, on: bool) -> None:
+        self.mute[stem if isinstance(stem, int) else self.index(stem)] = bool(on)
+
+    def set_solo(self, stem: str | int, on: bool) -> None:
+        self.solo[stem if isinstance(stem, int) else self.index(stem)] = bool(on)
+
+    def toggle_mute(self, stem: str | int) -> None:
+        i = stem if isinstance(stem, int) else self.index(stem)
+        self.mute[i] = not self.mute[i]
+
+    def toggle_solo(self, stem: str | int) -> None:
+        i = stem if isinstance(stem, int) else self.index(stem)
+        self.solo[i] = not self.solo[i]
+
+    # audio ---------------------------------------------------------------------------------------
+    def _audible(self) -> np.ndarray:
+        audible = ~self.mute
+        if self.solo.any():
+            audible &= self.solo
+        return audible
+
+    def _targets(self) -> np.ndarray:
+        master = db_to_gain(self.master_db)
+        gains = np.array([db_to_gain(g) for g in self.gain_db]) * master
+        return np.where(self._audible(), gains, 0.0)
+
+    def mix(self, stems: np.ndarray) -> np.ndarray:
+        """(S, C, n) -> (C, n) float32: gains ramp from the previous block's to the current targets."""
+        assert stems.ndim == 3 and stems.shape[0] == len(self.stems), \
+            f"expected ({len(self.stems)}, C, n) stems, got {stems.shape}"
+        n = stems.shape[-1]
+        target = self._targets()
+        start = self._current
+        if n == 0:
+            return np.zeros(stems.shape[1:], np.float32)
+        if np.array_equal(start, target):
+            out = np.tensordot(target.astype(np.float32), stems, axes=1)
+        else:
+            ramp = np.arange(1, n + 1, dtype=np.float32) / n                       # (n,)
+            g = start[:, None] + (target - start)[:, None] * ramp                  # (S, n)
+            out = np.einsum("sn,scn->cn", g.astype(np.float32), stems)
+        self._current = target
+        over = int((np.abs(out) > self._threshold).sum())
+        if over:
+            self.limited_samples += over
+            soft_limit(out, self._threshold, self._ceiling)
+        return out.astype(np.float32, copy=False)
+
+    # reporting -----------------------------------------------------------------------------------
+    def stem_gains_db(self) -> dict[str, float | None]:
+        """Stem -> final gain in dB (stem gain + master), None where the stem is silent (muted, not
+        soloed while another is, or -inf dB)."""
+        audible = self._audible()
+        out: dict[str, float | None] = {}
+        for i, s in enumerate(self.stems):
+            g = self.gain_db[i] + self.master_db
+            out[s] = round(float(g), 3) if audible[i] and math.isfinite(g) else None
+        return out
+
+    def state(self) -> dict:
+        return {
+            "master_db": None if self.master_db == -math.inf else round(float(self.master_db), 3),
+            "stems": {s: {"gain_db": None if self.gain_db[i] == -math.inf else round(float(self.gain_db[i]), 3),
+                          "mute": bool(self.mute[i]), "solo": bool(self.solo[i])}
+                      for i, s in enumerate(self.stems)},
+            "limited_samples": int(self.limited_samples),
+        }
+
+
+def parse_gain(spec: str) -> tuple[str, float]:
+    """`--gain vocals=-12` -> ("vocals", -12.0)."""
+    name, sep, value = spec.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        db = float(value)
+    except ValueError:
+        raise UserError(f"expected --gain STEM=DB (e.g. vocals=-12), got {spec!r}") from None
+    if math.isnan(db):
+        raise UserError(f"expected --gain STEM=DB with a number, got {spec!r}")
+    return name.strip(), db

@@ -1,0 +1,54 @@
+"""File -> file as fast as possible through the same chain (engine + mixer) as the live host.
+
+The output has the input's rate and length and is aligned with it (the engine latency is dropped).
+Written to a temp file and renamed at the end; Ctrl-C or `--duration` ends the run early with a
+complete (shorter) file, an error leaves no file under the output name.
+"""
+from __future__ import annotations
+
+import time
+
+from .chain import AlignedWriter, HostConfig, RemixChain
+from .report import RunStats
+from .sources import FileSink
+
+
+def run_file_to_file(source, out_path, engine, mixer, cfg: HostConfig, duration: float | None = None,
+                     midi=None) -> RunStats:
+    """source: FileSource / ArraySource (N, C) at its own rate -> out_path (N', 2), N' = N or the
+    frames read before `duration` / Ctrl-C."""
+    chain = RemixChain(engine, mixer, source.rate, cfg.file_resample_quality)
+    stats = RunStats(mode="file->file", io_sample_rate=source.rate, model_sample_rate=engine.sample_rate,
+                     blocksize=cfg.file_block, algorithmic_latency_ms=engine.latency_ms)
+    limit = source.frames if duration is None else min(source.frames, round(duration * source.rate))
+    sink = FileSink(out_path, source.rate, 2)
+    writer = AlignedWriter(sink, chain.latency_frames)
+    t0 = time.perf_counter()
+    read = 0
+    try:
+        try:
+            while read < limit:
+                block = source.read(min(cfg.file_block, limit - read))
+                if block.shape[0] == 0:
+                    break
+                read += block.shape[0]
+                if midi is not None:
+                    midi.apply_pending(mixer)
+                writer.write(chain.process(block))
+        except KeyboardInterrupt:
+            pass                                     # finish a complete file with what was read
+        writer.total = read
+        writer.write(chain.flush())
+        writer.finish(2)
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    finally:
+        source.close()
+    stats.seconds = read / source.rate
+    stats.wall_seconds = time.perf_counter() - t0
+    stats.nonfinite_samples = chain.nonfinite_samples
+    stats.worker_load = stats.wall_seconds / stats.seconds if stats.seconds else 0.0
+    stats.extra["output_frames"] = writer.written
+    return stats

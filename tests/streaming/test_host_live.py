@@ -1,0 +1,48 @@
+"""The live host against a real JACK server (dummy backend, 48 kHz, 256-frame periods) via PortAudio."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import soundfile as sf
+
+from tests.streaming.conftest import ROOT, run_host
+
+
+def test_live_duplex_tiny_no_xruns(jack_server, tmp_path):
+    stats_path = tmp_path / "stats.json"
+    r = run_host(["--input", "mic", "--output", "speakers", "--mute", "vocals", "--duration", "5", "--preset", "tiny",
+                  "--stats-json", str(stats_path)], env=jack_server)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(stats_path.read_text())
+    assert s["mode"] == "device->device" and s["seconds"] > 4.0
+    assert s["io_sample_rate"] == 48000 and s["model_sample_rate"] == 44100     # the resampling path
+    assert s["resampler_latency_ms"] > 0 and s["device_latency_ms"] > 0
+    assert s["total_latency_ms"] > s["algorithmic_latency_ms"] > 0
+    assert s["stem_gains_db"] == {"vocals": None, "accompaniment": 0.0}
+    assert (s["input_overflows"], s["output_underflows"], s["late_blocks"]) == (0, 0, 0), s
+    assert "lat" in r.stderr and "done:" in r.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_file_capture_is_complete(jack_server, tmp_path):
+    out, stats_path = tmp_path / "capture.wav", tmp_path / "stats.json"
+    proc = subprocess.Popen([sys.executable, "-m", "streaming", "--input", "mic", "--output", str(out), "--preset",
+                             "tiny", "--stats-json", str(stats_path), "-q"], cwd=ROOT, env=jack_server,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while "Ctrl-C stops" not in (line := proc.stderr.readline()) and time.monotonic() < deadline:
+        assert line, "the host exited before starting"
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    s = json.loads(stats_path.read_text())
+    info = sf.info(out)
+    assert info.samplerate == 48000 and info.channels == 2
+    assert info.frames == s["output_frames"] and abs(info.frames - 48000 * s["seconds"]) < 2
+    assert info.frames > 48000
+    assert not list(tmp_path.glob(".*partial*"))
