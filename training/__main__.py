@@ -1,0 +1,69 @@
+"""`python -m training`: train a preset and write checkpoints that `python -m streaming --checkpoint` loads.
+
+    python -m training --preset streaming --stems vocals,accompaniment --data musdb-hq:/data/musdb18hq \
+        --out runs/streaming-karaoke --epochs 100
+    python -m training --resume runs/streaming-karaoke            # continue exactly where it stopped
+    torchrun --nproc_per_node 4 -m training ...                    # DistributedDataParallel, same arguments
+
+Bad paths, empty datasets, missing stems, unknown presets: one line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import model
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too; keep it short)
+        print(f"python -m training: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m training", description="Train a TFSWA-UNet separator preset.")
+    p.add_argument("--config", type=Path, default=None, help="config.yaml (default: the project's)")
+    p.add_argument("--preset", default=None, help="model preset from config.yaml (default: streaming)")
+    p.add_argument("--stems", default=None, help="stem set name or comma list, e.g. vocals,accompaniment (default: the preset's)")
+    p.add_argument("--data", action="append", default=[], metavar="SPEC",
+                   help="musdb:PATH | musdb-hq:PATH | folder:PATH | synthetic | songs; repeat to combine sources")
+    p.add_argument("--out", type=Path, default=None, help="run folder (checkpoints, metrics.jsonl, tensorboard/)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help="total optimiser steps of the run")
+    length.add_argument("--epochs", type=int, default=None, help="total epochs (training.steps_per_epoch steps each)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from last.ckpt")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop (with a checkpoint) at STEP although the schedule runs to --steps; continue with --resume")
+    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from .trainer import train
+
+        config = model.load_config(args.config)
+        if args.resume is None and not args.data:
+            raise model.UserError("expected --data (musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs)")
+        summary = train(config, preset=args.preset, stems=args.stems, data=args.data, out=args.out, steps=args.steps,
+                        epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at)
+    except model.UserError as e:
+        print(f"python -m training: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m training: interrupted; resume with --resume RUN_DIR (last.ckpt is intact)", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"done: step {summary['step']}, run folder {summary['out']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

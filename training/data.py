@@ -1,0 +1,474 @@
+"""Training data: sources of stems, random augmented segments, fixed validation segments.
+
+A *source* is a list of tracks, each a set of base stems (e.g. drums, bass, other, vocals) whose sum
+is the mixture. `--data` specs name sources:
+
+    musdb:/path/to/musdb18       MUSDB18 .stem.mp4 via musdb/stempeg (official train/valid split)
+    musdb-hq:/path/to/musdb18hq  MUSDB18-HQ wav folders (is_wav=True), same split
+    folder:/path                 <track>/<stem>.(wav|flac); train/ and valid/ subfolders if present,
+                                 otherwise the last `valid_fraction` of the tracks (sorted) validate
+    synthetic                    generated stems (training.synthetic): tests and smoke runs only
+    songs                        realistic rendered songs (training.songs.SongSource), rendered on the fly
+
+A training item is a pure function of (seed, key): the trainer asks for key = step * B * W + rank * B + i,
+so data order and augmentation do not depend on workers, global RNG or where a run was resumed.
+Shapes: mixture (C, N), targets (S, C, N) with C = 2, plus feature masks over frames (T,) and bins (F,).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+from model import UserError
+
+from .config import AugmentConfig, DataConfig
+from .synthetic import STEMS as SYNTHETIC_STEMS
+from .synthetic import synthetic_stem
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+MUSDB_STEMS = ("drums", "bass", "other", "vocals")
+
+
+class DataError(UserError):
+    """A dataset path, layout or stem selection is unusable."""
+
+
+def _to_stereo(x: np.ndarray) -> np.ndarray:
+    """(ch, n) -> (2, n): mono is duplicated, extra channels dropped."""
+    if x.shape[0] == 1:
+        return np.concatenate([x, x])
+    return x[:2]
+
+
+def _fit(x: np.ndarray, n: int) -> np.ndarray:
+    """Crop or zero-pad the last axis to n samples."""
+    if x.shape[-1] >= n:
+        return x[..., :n]
+    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
+
+
+def read_audio(path: Path, start: int, n: int, sample_rate: int) -> np.ndarray:
+    """Samples [start, start + n) at `sample_rate` of an audio file (resampled if needed) -> (2, n) float32."""
+    info = sf.info(str(path))
+    if info.samplerate == sample_rate:
+        x = sf.read(str(path), start=start, frames=n, dtype="float32", always_2d=True)[0].T
+        return _fit(_to_stereo(x), n)
+    import soxr
+
+    ratio = info.samplerate / sample_rate
+    a = math.floor(start * ratio)
+    x = sf.read(str(path), start=a, frames=math.ceil(n * ratio) + 64, dtype="float32", always_2d=True)[0]
+    y = soxr.resample(x, info.samplerate, sample_rate) if len(x) else x
+    return _fit(_to_stereo(np.ascontiguousarray(y.T, dtype=np.float32)), n)
+
+
+class Source:
+    """Tracks of base stems. `read(i, stems, start, n)` -> (len(stems), 2, n) float32 at `sample_rate`."""
+
+    name: str = "source"
+    stems: tuple[str, ...] = ()
+    sample_rate: int = 44100
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def track_name(self, i: int) -> str:
+        return f"{self.name}#{i}"
+
+    def track_length(self, i: int) -> int:
+        raise NotImplementedError
+
+    def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FileTracks(Source):
+    """Tracks given as {stem: audio file}; files may have another rate (resampled on reading)."""
+
+    def __init__(self, name: str, tracks: list[tuple[str, dict[str, Path]]], sample_rate: int):
+        self.name = name
+        self.sample_rate = sample_rate
+        self.tracks = tracks
+        common = set.intersection(*(set(files) for _, files in tracks)) if tracks else set()
+        order = {s: i for i, s in enumerate(MUSDB_STEMS)}
+        self.stems = tuple(sorted(common - {"mixture"}, key=lambda s: (order.get(s, len(order)), s)))
+        self._lengths: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def track_name(self, i: int) -> str:
+        return self.tracks[i][0]
+
+    def track_length(self, i: int) -> int:
+        if i not in self._lengths:
+            infos = [sf.info(str(self.tracks[i][1][s])) for s in self.stems]
+            self._lengths[i] = min(int(x.frames * self.sample_rate / x.samplerate) for x in infos)
+        return self._lengths[i]
+
+    def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
+        files = self.tracks[i][1]
+        return np.stack([read_audio(files[s], start, n, self.sample_rate) for s in stems])
+
+
+class MusdbStemTracks(Source):
+    """MUSDB18 .stem.mp4 tracks decoded with stempeg (ffmpeg), only the requested excerpt."""
+
+    def __init__(self, name: str, tracks: list, sample_rate: int):
+        self.name = name
+        self.tracks = tracks
+        self.sample_rate = sample_rate
+        self.stems = MUSDB_STEMS
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def track_name(self, i: int) -> str:
+        return self.tracks[i].name
+
+    def track_length(self, i: int) -> int:
+        t = self.tracks[i]
+        return int(t.duration * self.sample_rate)
+
+    def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
+        import stempeg
+
+        t = self.tracks[i]
+        ids = [t.sources[s].stem_id for s in stems]
+        audio, _ = stempeg.read_stems(t.path, start=start / self.sample_rate, duration=n / self.sample_rate,
+                                      stem_id=ids, sample_rate=self.sample_rate, info=t.info, ffmpeg_format="f32le")
+        audio = np.asarray(audio, dtype=np.float32).reshape(len(ids), -1, audio.shape[-1])
+        return np.stack([_fit(_to_stereo(a.T), n) for a in audio])
+
+
+class SyntheticTracks(Source):
+    """Generated stems (training.synthetic). A track is a row of independent 1 s blocks, each a pure
+    function of (seed, split, track, block, stem), so any excerpt is cheap and always the same."""
+
+    def __init__(self, n_tracks: int, seed: int, split: str, sample_rate: int, seconds: float = 30.0):
+        self.name = f"synthetic/{split}"
+        self.n_tracks = n_tracks
+        self.seed = seed
+        self.split_id = 0 if split == "train" else 1
+        self.sample_rate = sample_rate
+        self.stems = SYNTHETIC_STEMS
+        self.length = max(1, int(seconds * sample_rate))
+
+    def __len__(self) -> int:
+        return self.n_tracks
+
+    def track_length(self, i: int) -> int:
+        return self.length
+
+    def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
+        block = self.sample_rate
+        first, last = start // block, (start + n - 1) // block
+        out = np.zeros((len(stems), 2, (last - first + 1) * block), np.float32)
+        for j, s in enumerate(stems):
+            for b in range(first, last + 1):
+                seed = [self.seed, self.split_id, i, b, self.stems.index(s)]
+                out[j, :, (b - first) * block:(b - first + 1) * block] = synthetic_stem(s, block, self.sample_rate, seed)
+        end = min(start + n, self.length) - first * block
+        return _fit(out[..., start - first * block:max(end, start - first * block)], n)
+
+
+class SongTracks(Source):
+    """Realistic rendered songs from `training.songs.SongSource`, rendered on demand (a few cached per worker)."""
+
+    def __init__(self, indices: list[int], seed: int, sample_rate: int, seconds: float, split: str, cache: int = 2):
+        try:
+            from .songs import SongSource
+        except ImportError as e:
+            raise DataError(f"--data songs needs training.songs.SongSource, which is not importable here ({e})") from None
+        self.name = f"songs/{split}"
+        self.source = SongSource(seed=seed, sample_rate=sample_rate, seconds=seconds, config=None)
+        self.indices = indices
+        self.sample_rate = sample_rate
+        self.stems = MUSDB_STEMS
+        self.length = int(seconds * sample_rate)
+        self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def track_name(self, i: int) -> str:
+        return f"song {self.indices[i]}"
+
+    def track_length(self, i: int) -> int:
+        return self.length
+
+    def _song(self, i: int) -> dict[str, np.ndarray]:
+        idx = self.indices[i]
+        if idx not in self._cache:
+            self._cache[idx] = self.source.song(idx)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(idx)
+        return self._cache[idx]
+
+    def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
+        song = self._song(i)
+        return np.stack([_fit(_to_stereo(np.asarray(song[s], dtype=np.float32))[:, start:start + n], n) for s in stems])
+
+    def __getstate__(self) -> dict:  # workers start with an empty cache
+        d = dict(self.__dict__)
+        d["_cache"] = OrderedDict()
+        return d
+
+
+# ------------------------------------------------------------------------------------------------
+# --data specs -> sources
+
+def _folder_tracks(root: Path) -> list[tuple[str, dict[str, Path]]]:
+    tracks = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = {f.stem: f for f in sorted(d.iterdir()) if f.suffix.lower() in AUDIO_SUFFIXES}
+        if files:
+            tracks.append((d.name, files))
+    return tracks
+
+
+def folder_sources(root: Path, split: str, valid_fraction: float, sample_rate: int) -> Source:
+    if not root.is_dir():
+        raise DataError(f"--data folder:{root}: expected a folder of <track>/<stem>.wav|flac, but it does not exist")
+    if (root / "train").is_dir() and (root / "valid").is_dir():
+        tracks = _folder_tracks(root / split)
+    else:
+        tracks = _folder_tracks(root)
+        n_valid = min(len(tracks) - 1, max(1, round(valid_fraction * len(tracks)))) if len(tracks) > 1 else 0
+        if n_valid == 0 and split == "valid" and tracks:
+            warnings.warn(f"folder:{root} has a single track: validating on the training track", stacklevel=2)
+        else:
+            tracks = tracks[len(tracks) - n_valid:] if split == "valid" else tracks[:len(tracks) - n_valid]
+    if not tracks:
+        raise DataError(f"--data folder:{root}: no tracks for split {split!r} (expected <track>/<stem>.wav|flac files)")
+    return FileTracks(f"folder:{root}/{split}", tracks, sample_rate)
+
+
+def musdb_sources(root: Path, split: str, is_wav: bool, sample_rate: int) -> Source:
+    scheme = "musdb-hq" if is_wav else "musdb"
+    if not (root / "train").is_dir():
+        raise DataError(f"--data {scheme}:{root}: expected a MUSDB18{'-HQ' if is_wav else ''} folder with train/ and test/, "
+                        "but there is no train/ folder")
+    import musdb
+
+    try:
+        db = musdb.DB(root=str(root), subsets="train", split=split, is_wav=is_wav, download=False)
+    except Exception as e:  # noqa: BLE001 - musdb raises bare RuntimeError / OSError / yaml errors on a broken layout
+        raise DataError(f"--data {scheme}:{root}: musdb could not read it ({type(e).__name__}: {e})") from None
+    if len(db) == 0:
+        raise DataError(f"--data {scheme}:{root}: no {split} tracks found "
+                        f"(expected train/<track>/{'<stem>.wav' if is_wav else '.stem.mp4 files'})")
+    if is_wav:
+        tracks = [(t.name, {"mixture": Path(t.path), **{s: Path(t.sources[s].path) for s in MUSDB_STEMS}})
+                  for t in db.tracks]
+        return FileTracks(f"{scheme}:{root}/{split}", tracks, sample_rate)
+    return MusdbStemTracks(f"{scheme}:{root}/{split}", list(db.tracks), sample_rate)
+
+
+def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, seed: int) -> Source:
+    """One `--data` spec and split ('train' | 'valid') -> Source."""
+    scheme, _, path = spec.partition(":")
+    if scheme == "synthetic":
+        n = data_cfg.synthetic_tracks if split == "train" else data_cfg.synthetic_valid
+        return SyntheticTracks(n, seed, split, sample_rate, data_cfg.synthetic_seconds)
+    if scheme == "songs":
+        from_songs = _song_indices(split, data_cfg, seed, sample_rate)
+        return SongTracks(from_songs, seed, sample_rate, data_cfg.songs_seconds, split)
+    if scheme in ("musdb", "musdb-hq", "folder"):
+        if not path:
+            raise DataError(f"--data {spec!r}: expected {scheme}:/path/to/dataset")
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            raise DataError(f"--data {spec!r}: dataset folder {root} does not exist")
+        if scheme == "folder":
+            return folder_sources(root, split, data_cfg.valid_fraction, sample_rate)
+        return musdb_sources(root, split, scheme == "musdb-hq", sample_rate)
+    raise DataError(f"--data {spec!r}: expected musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs")
+
+
+def _song_indices(split: str, data_cfg: DataConfig, seed: int, sample_rate: int) -> list[int]:
+    try:
+        from .songs import SongSource
+    except ImportError as e:
+        raise DataError(f"--data songs needs training.songs.SongSource, which is not importable here ({e})") from None
+    total = len(SongSource(seed=seed, sample_rate=sample_rate, seconds=data_cfg.songs_seconds, config=None))
+    n_valid = min(data_cfg.songs_valid, max(total - 1, 0))
+    return list(range(total - n_valid, total)) if split == "valid" else list(range(total - n_valid))
+
+
+@dataclass(frozen=True)
+class StemPlan:
+    """How to make the model's target stems from a source's base stems (sums of base stems)."""
+
+    targets: tuple[str, ...]
+    recipe: tuple[tuple[int, ...], ...]  # per target: indices into the source's stems
+
+
+def stem_plan(source: Source, targets: tuple[str, ...], merges: dict[str, list[str]]) -> StemPlan:
+    recipe = []
+    for t in targets:
+        parts = [t] if t in source.stems else merges.get(t)
+        if not parts or any(p not in source.stems for p in parts):
+            have = ", ".join(source.stems) or "none"
+            known = ", ".join(k + "=" + "+".join(v) for k, v in merges.items()) or "none"
+            raise DataError(f"stem {t!r} is not in dataset {source.name} (it has: {have}; merges from config: {known})")
+        recipe.append(tuple(source.stems.index(p) for p in parts))
+    return StemPlan(targets, tuple(recipe))
+
+
+# ------------------------------------------------------------------------------------------------
+# datasets
+
+def _targets(stems: np.ndarray, plan: StemPlan) -> np.ndarray:
+    return np.stack([stems[list(idx)].sum(0) for idx in plan.recipe])
+
+
+def _ones_masks(n_frames: int, n_freq: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.ones(n_frames), torch.ones(n_freq)
+
+
+class TrainSegments(Dataset):
+    """Random augmented segments; item `key` is a pure function of (seed, key).
+
+    Returns (mixture (2, N), targets (S, 2, N), time mask (T,), freq mask (F,)) float32 tensors;
+    the masks multiply the network's input features (SpecAugment-style frequency / time masking)."""
+
+    def __init__(self, sources: list[Source], targets: tuple[str, ...], merges: dict[str, list[str]],
+                 segment: int, augment: AugmentConfig, seed: int, n_frames: int, n_freq: int):
+        if not sources or any(len(s) == 0 for s in sources):
+            raise DataError("the training set is empty (no tracks in " + ", ".join(s.name for s in sources) + ")")
+        self.sources = sources
+        self.plans = [stem_plan(s, targets, merges) for s in sources]
+        self.segment = segment
+        self.aug = augment
+        self.seed = seed
+        self.n_frames = n_frames
+        self.n_freq = n_freq
+
+    def __len__(self) -> int:
+        return 2 ** 62  # keys are unbounded; the trainer's batch sampler picks them
+
+    def __getitem__(self, key: int):
+        rng = np.random.default_rng([self.seed, int(key)])
+        for _ in range(10):
+            stems, plan = self._draw(rng)
+            target = _targets(stems, plan)
+            if self.aug.silent_min_rms <= 0 or np.sqrt((target ** 2).mean(axis=(1, 2))).max() >= self.aug.silent_min_rms:
+                break
+        mix = stems.sum(0)
+        tmask, fmask = self._feature_masks(rng)
+        return torch.from_numpy(mix), torch.from_numpy(target), tmask, fmask
+
+    def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, StemPlan]:
+        a = self.aug
+        k = int(rng.integers(len(self.sources)))
+        src, plan = self.sources[k], self.plans[k]
+        stretch = rng.uniform(*a.stretch_range) if rng.random() < a.time_stretch else 1.0
+        semis = rng.uniform(*a.semitones) if rng.random() < a.pitch_shift else 0.0
+        need = self.segment if stretch == 1.0 and semis == 0.0 else math.ceil(self.segment * stretch) + 4096
+
+        def place(track: int) -> tuple[int, int]:
+            return track, int(rng.integers(0, max(1, src.track_length(track) - need)))
+
+        home = place(int(rng.integers(len(src))))
+        where = [place(int(rng.integers(len(src)))) if rng.random() < a.remix else home for _ in src.stems]
+        stems = np.zeros((len(src.stems), 2, need), np.float32)
+        for w in dict.fromkeys(where):  # one read per (track, start): aligned stems of a track come together
+            idx = [i for i, x in enumerate(where) if x == w]
+            stems[idx] = src.read(w[0], [src.stems[i] for i in idx], w[1], need)
+        if need != self.segment:
+            stems = _stretch(stems, src.sample_rate, stretch, semis, self.segment)
+        if a.gain_db is not None:
+            stems *= (10 ** (rng.uniform(*a.gain_db, size=len(stems)) / 20)).astype(np.float32)[:, None, None]
+        swap = rng.random(len(stems)) < a.channel_swap
+        stems[swap] = stems[swap, ::-1]
+        return np.ascontiguousarray(stems), plan
+
+    def _feature_masks(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.aug
+        tmask, fmask = _ones_masks(self.n_frames, self.n_freq)
+        for mask, p, frac in ((tmask, a.time_mask, a.time_mask_frames), (fmask, a.freq_mask, a.freq_mask_bins)):
+            if rng.random() < p:
+                width = int(rng.integers(1, max(2, int(frac * len(mask)) + 1)))
+                start = int(rng.integers(0, max(1, len(mask) - width)))
+                mask[start:start + width] = 0
+        return tmask, fmask
+
+
+def _stretch(stems: np.ndarray, sr: int, stretch: float, semitones: float, n: int) -> np.ndarray:
+    """Time-stretch (factor > 1: faster) and pitch-shift each stem alike with Rubber Band (pedalboard)."""
+    from pedalboard import time_stretch
+
+    out = np.stack([time_stretch(s, sr, stretch_factor=stretch, pitch_shift_in_semitones=float(semitones))
+                    for s in stems])
+    return _fit(out.astype(np.float32), n)
+
+
+class ValidSegments(Dataset):
+    """Fixed, unaugmented validation segments: `per_track` evenly spaced excerpts of every track."""
+
+    def __init__(self, sources: list[Source], targets: tuple[str, ...], merges: dict[str, list[str]],
+                 segment: int, per_track: int, n_frames: int, n_freq: int):
+        if not sources or any(len(s) == 0 for s in sources):
+            raise DataError("the validation set is empty (no tracks in " + ", ".join(s.name for s in sources) + ")")
+        self.sources = sources
+        self.plans = [stem_plan(s, targets, merges) for s in sources]
+        self.segment = segment
+        self.n_frames = n_frames
+        self.n_freq = n_freq
+        self.items: list[tuple[int, int, int]] = []
+        for k, src in enumerate(sources):
+            for i in range(len(src)):
+                room = max(0, src.track_length(i) - segment)
+                count = per_track if room > 0 else 1
+                self.items += [(k, i, room * (j + 1) // (count + 1)) for j in range(count)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        k, i, start = self.items[index]
+        src = self.sources[k]
+        stems = src.read(i, list(src.stems), start, self.segment)
+        tmask, fmask = _ones_masks(self.n_frames, self.n_freq)
+        return torch.from_numpy(stems.sum(0)), torch.from_numpy(_targets(stems, self.plans[k])), tmask, fmask
+
+
+def build_datasets(specs: list[str], targets: tuple[str, ...], merges: dict[str, list[str]], *,
+                   sample_rate: int, segment: int, valid_segment: int, augment: AugmentConfig, data_cfg: DataConfig,
+                   seed: int, per_track: int, frames: tuple[int, int], n_freq: int) -> tuple[TrainSegments, ValidSegments]:
+    """`--data` specs -> (training set, validation set). `frames`: network frames of a train / valid segment."""
+    if not specs:
+        raise DataError("no --data given; expected musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs")
+    train = [build_source(s, "train", data_cfg, sample_rate, seed) for s in specs]
+    valid = [build_source(s, "valid", data_cfg, sample_rate, seed) for s in specs]
+    return (TrainSegments(train, targets, merges, segment, augment, seed, frames[0], n_freq),
+            ValidSegments(valid, targets, merges, valid_segment, per_track, frames[1], n_freq))
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batches of item keys for steps [start, stop): rank r of W takes keys step*B*W + r*B + [0, B).
+
+    Like DistributedSampler, every process sees a disjoint shard; unlike it, a step's keys do not
+    depend on epochs or on where a run resumed, so resuming continues the exact same stream."""
+
+    def __init__(self, start: int, stop: int, batch_size: int, rank: int = 0, world: int = 1):
+        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch_size, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            base = (step * self.world + self.rank) * self.batch
+            yield list(range(base, base + self.batch))

@@ -1,0 +1,505 @@
+"""The training loop: one process per device, DistributedDataParallel under torchrun, CPU alike.
+
+Checkpoints are the project's separator checkpoints (`model.load_checkpoint` reads them) with one
+extra key, `training`, holding everything `--resume` needs: optimiser, scheduler, GradScaler,
+step, epoch, early-stopping state and RNG states. The data of step s depend only on (seed, s,
+rank), so a resumed run continues exactly as if it had never stopped.
+
+The network is trained through the separator's own STFT framing and masks (`sep.stft`,
+`sep.features`, `sep.net`, `sep.apply_masks`, `sep.stft.inverse` - exactly `Separator.forward`),
+so a causal preset trains on precisely what the streaming engine computes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+import model as mdl
+from model.checkpoint import atomic_torch_save, checkpoint_dict, read_checkpoint, separator_from_dict
+
+from .config import TrainConfig, train_config
+from .data import StepBatches, build_datasets
+from .losses import SeparationLoss, batch_sdr
+
+TRAINING_KEY = "training"
+
+
+class TrainingError(mdl.UserError):
+    """A run cannot start or continue (bad resume folder, diverged loss, ...)."""
+
+
+@dataclass
+class RunSpec:
+    """What to train, on what, for how long. `total_steps` counts optimiser steps of the whole run."""
+
+    preset: str
+    stems: tuple[str, ...]
+    data: list[str]
+    out: Path
+    total_steps: int
+    stop_at: int | None = None          # stop (and checkpoint) at this step although the schedule runs to total_steps
+    device: str | None = None
+    merges: dict[str, list[str]] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# pieces
+
+class TrainForward(nn.Module):
+    """What DDP wraps: mixture (B, C, N) + feature masks -> (est spec (B, S, C, T, F+1), est wav (B, S, C, N)).
+
+    Identical to `Separator.forward` for stereo input when both feature masks are ones; the network
+    alone runs under autocast (the STFTs stay float32)."""
+
+    def __init__(self, separator: mdl.Separator, amp_dtype: torch.dtype | None):
+        super().__init__()
+        self.separator = separator
+        self.amp_dtype = amp_dtype
+
+    def forward(self, mix: Tensor, time_mask: Tensor, freq_mask: Tensor) -> tuple[Tensor, Tensor]:
+        sep = self.separator
+        spec = sep.stft(mix)
+        feats = sep.features(spec) * time_mask[:, None, :, None] * freq_mask[:, None, None, :]
+        with torch.autocast(mix.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            masks = sep.net(feats)
+        est_spec = sep.apply_masks(spec, masks.float())
+        return est_spec, sep.stft.inverse(est_spec, mix.shape[-1])
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to `min_ratio` at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def enable_gradient_checkpointing(net: nn.Module) -> None:
+    """Recompute every transformer block in the backward pass (saves activation memory; `paper`)."""
+    from torch.utils.checkpoint import checkpoint
+
+    for stage in [*net.encoder, net.bottleneck, *net.decoder]:
+        for block in stage.blocks:
+            inner = block.forward
+
+            def run(*args, _inner=inner):
+                return checkpoint(_inner, *args, use_reentrant=False)
+            block.forward = run  # instance attribute: the state_dict keys do not change
+
+
+def parameter_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices / kernels only, not on norms, biases or embeddings."""
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def hardware(device: torch.device, world: int) -> dict[str, Any]:
+    info = {"device": str(device), "world_size": world, "torch": str(torch.__version__), "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "host": platform.node()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+class MetricsLog:
+    """`metrics.jsonl` (one JSON object per line) and TensorBoard scalars, written by rank 0 only."""
+
+    def __init__(self, out: Path, tensorboard: bool, resume_step: int | None):
+        self.path = out / "metrics.jsonl"
+        if resume_step is not None and self.path.exists():  # drop what a killed run logged after its checkpoint
+            keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+        self.file = self.path.open("a")
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                print("warning: tensorboard is not installed; writing metrics.jsonl only")
+
+    def write(self, entry: dict[str, Any], prefix: str) -> None:
+        self.file.write(json.dumps(entry) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in entry.items():
+                if isinstance(v, dict):
+                    for kk, vv in v.items():
+                        self.tb.add_scalar(f"{prefix}/{k}_{kk}", vv, entry["step"])
+                elif isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(f"{prefix}/{k}", v, entry["step"])
+
+    def examples(self, step: int, sample_rate: int, stems: tuple[str, ...], mix: Tensor, est: Tensor, target: Tensor) -> None:
+        """Audio of one validation segment (mixture, estimates, targets) and log-magnitude spectrogram images."""
+        if self.tb is None:
+            return
+        def spec_image(x: Tensor) -> Tensor:
+            mag = torch.stft(x.mean(0), 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
+            db = 20 * torch.log10(mag + 1e-5)
+            img = ((db - db.max() + 80) / 80).clamp(0, 1).flip(0)
+            return img[None]
+        self.tb.add_audio("example/mixture", mix.mean(0), step, sample_rate)
+        self.tb.add_image("example/mixture_spec", spec_image(mix), step)
+        for i, s in enumerate(stems):
+            self.tb.add_audio(f"example/{s}_estimate", est[i].mean(0).clamp(-1, 1), step, sample_rate)
+            self.tb.add_audio(f"example/{s}_target", target[i].mean(0).clamp(-1, 1), step, sample_rate)
+            self.tb.add_image(f"example/{s}_estimate_spec", spec_image(est[i]), step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# the trainer
+
+class Trainer:
+    """One process of a (possibly distributed) run. `run()` trains to the end and returns a summary."""
+
+    def __init__(self, spec: RunSpec, config: dict[str, Any], cfg: TrainConfig | None = None,
+                 resume: dict[str, Any] | None = None, with_data: bool = True):
+        self.spec = spec
+        self.cfg = cfg if cfg is not None else train_config(config)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        want = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if want.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainingError(f"--device {want}: expected a CUDA GPU, but torch sees none (use --device cpu)")
+        if want not in ("cpu", "cuda") and not want.startswith("cuda:"):
+            raise TrainingError(f"--device {want!r}: expected cpu or cuda")
+        self.device = torch.device(f"cuda:{local_rank}" if want == "cuda" and self.world > 1 else want)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        elif self.cfg.cpu_threads > 0:
+            torch.set_num_threads(self.cfg.cpu_threads)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.is_main = self.rank == 0
+
+        # model, bit-identical on every process and on every resume
+        torch.manual_seed(self.cfg.seed)
+        if resume is not None:
+            self.separator = separator_from_dict(resume, where=f"resume checkpoint {spec.out}").train()
+        else:
+            self.separator = mdl.build_separator(spec.preset, spec.stems, config)
+        self.separator.to(self.device).train()
+        if self.cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(self.separator.net)
+        amp = self.cfg.amp if self.device.type == "cuda" else "off"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        forward = TrainForward(self.separator, self.amp_dtype)
+        self.forward = nn.parallel.DistributedDataParallel(forward) if self.world > 1 else forward
+        self.loss_fn = SeparationLoss(self.cfg.loss).to(self.device)
+
+        o = self.cfg.optimizer
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.separator.net, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, o.warmup_steps, spec.total_steps, o.min_lr_ratio))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+        self.step = 0
+        self.best: float | None = None
+        self.bad_validations = 0
+        self.wall_time = 0.0
+        self.last_valid: dict[str, Any] = {}
+        if resume is not None:
+            st = resume[TRAINING_KEY]
+            self.optimizer.load_state_dict(st["optimizer"])
+            self.scheduler.load_state_dict(st["scheduler"])
+            self.scaler.load_state_dict(st["scaler"])
+            self.step, self.best, self.bad_validations = st["step"], st["best"], st["bad_validations"]
+            self.wall_time = st.get("wall_time_s", 0.0)
+            self.last_valid = st.get("last_valid", {})
+            set_rng_state(st["rng"])
+
+        sr = self.separator.sample_rate
+        self.segment = round(self.cfg.segment_seconds * sr)
+        self.valid_segment = round(self.cfg.validation.segment_seconds * sr)
+        if with_data:
+            self.train_set, self.valid_set = build_datasets(
+                spec.data, self.separator.stems, spec.merges, sample_rate=sr, segment=self.segment,
+                valid_segment=self.valid_segment, augment=self.cfg.augment, data_cfg=self.cfg.data, seed=self.cfg.seed,
+                per_track=self.cfg.validation.segments_per_track,
+                frames=(self.separator.stft.n_frames(self.segment), self.separator.stft.n_frames(self.valid_segment)),
+                n_freq=self.separator.config.n_freq)
+
+    @property
+    def epoch(self) -> int:
+        return self.step // self.cfg.steps_per_epoch
+
+    # one optimiser step ------------------------------------------------------------------------
+    def mixup(self, mix: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Mix each example (mixture and stems alike) with another example of the batch, with
+        probability `augment.mixup`; the weights come from (seed, step, rank), not from global RNG."""
+        a = self.cfg.augment
+        b = target.shape[0]
+        if a.mixup <= 0 or b < 2:
+            return mix, target
+        g = np.random.default_rng([self.cfg.seed, self.step, self.rank, 1])
+        chosen = torch.from_numpy(g.random(b) < a.mixup)
+        lam = torch.from_numpy(g.beta(a.mixup_alpha, a.mixup_alpha, b).astype(np.float32))
+        lam = torch.where(chosen, torch.maximum(lam, 1 - lam), torch.ones_like(lam)).to(target.device)
+        partner = torch.from_numpy((np.arange(b) + g.integers(1, b)) % b).to(target.device)
+        return (lam[:, None, None] * mix + (1 - lam[:, None, None]) * mix[partner],
+                lam[:, None, None, None] * target + (1 - lam[:, None, None, None]) * target[partner])
+
+    def train_step(self, batch: list[Tensor]) -> dict[str, float]:
+        """One optimiser step on a batch (mixture (B, C, N), targets (B, S, C, N), masks (B, T), (B, F)) -> scalars."""
+        mix, target, tmask, fmask = (x.to(self.device, non_blocking=True) for x in batch)
+        mix, target = self.mixup(mix, target)
+        est_spec, est_wav = self.forward(mix, tmask, fmask)
+        with torch.no_grad():
+            target_spec = self.separator.stft(target)
+        loss, parts = self.loss_fn(est_spec, target_spec, est_wav, target)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"the loss became {loss.item()} at step {self.step + 1}; lower the learning rate "
+                                "or check the data for NaN / silence")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = nn.utils.clip_grad_norm_(self.separator.net.parameters(), self.cfg.optimizer.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}, "grad_norm": float(grad_norm)}
+
+    # validation ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, log: MetricsLog | None) -> dict[str, Any]:
+        """Loss and fast per-stem SDR over the validation set (sharded over processes, then averaged)."""
+        self.separator.eval()
+        sampler = DistributedSampler(self.valid_set, self.world, self.rank, shuffle=False) if self.world > 1 else None
+        loader = DataLoader(self.valid_set, batch_size=self.cfg.validation.batch_size, sampler=sampler,
+                            num_workers=min(self.cfg.num_workers, 2), pin_memory=self.device.type == "cuda")
+        n_stems = len(self.separator.stems)
+        sums = torch.zeros(2 + n_stems, dtype=torch.float64, device=self.device)  # loss*items, items, sdr sums
+        example = None
+        for batch in loader:
+            mix, target, tmask, fmask = (x.to(self.device) for x in batch)
+            est_spec, est_wav = self.forward.module(mix, tmask, fmask) if self.world > 1 else self.forward(mix, tmask, fmask)
+            loss, _ = self.loss_fn(est_spec, self.separator.stft(target), est_wav, target)
+            b = mix.shape[0]
+            sums[0] += loss.double() * b
+            sums[1] += b
+            sums[2:] += batch_sdr(est_wav.float(), target).double().sum(0)
+            if example is None:
+                example = (mix[0].cpu(), est_wav[0].float().cpu(), target[0].cpu())
+        if self.world > 1:
+            dist.all_reduce(sums)
+        self.separator.train()
+        count = max(sums[1].item(), 1.0)
+        sdr = {s: round(sums[2 + i].item() / count, 4) for i, s in enumerate(self.separator.stems)}
+        result = {"step": self.step, "epoch": self.epoch, "valid_loss": sums[0].item() / count, "sdr": sdr,
+                  "sdr_mean": float(np.mean(list(sdr.values())))}
+        metric = result["valid_loss"] if self.cfg.validation.best_metric == "valid_loss" else -result["sdr_mean"]
+        improved = self.best is None or metric < self.best
+        if improved:
+            self.best, self.bad_validations = metric, 0
+        else:
+            self.bad_validations += 1
+        result["best"] = improved
+        if log is not None:
+            log.write(result, "valid")
+            if example is not None and self.cfg.logging.audio_examples > 0:
+                log.examples(self.step, self.separator.sample_rate, self.separator.stems, *example)
+        self.last_valid = {k: result[k] for k in ("step", "valid_loss", "sdr", "sdr_mean")}
+        return result
+
+    # checkpoints ---------------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "preset": self.spec.preset, "stems": list(self.separator.stems), "data": list(self.spec.data),
+            "steps": self.step, "epoch": self.epoch, "total_steps": self.spec.total_steps,
+            "wall_time_s": round(self.wall_time, 1), "hardware": hardware(self.device, self.world),
+            "global_batch": self.cfg.batch_size * self.world, "segment_seconds": self.cfg.segment_seconds,
+            "lr": self.cfg.optimizer.lr, "seed": self.cfg.seed, "validation": self.last_valid,
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+    def save(self, best: bool = False) -> None:
+        """last.ckpt (with the resume state) and, when `best`, best.ckpt; atomic, rank 0 only."""
+        if not self.is_main:
+            return
+        ckpt = checkpoint_dict(self.separator, **self.metadata())
+        if best:
+            atomic_torch_save(ckpt, self.spec.out / "best.ckpt")
+        ckpt[TRAINING_KEY] = {
+            "step": self.step, "best": self.best, "bad_validations": self.bad_validations,
+            "wall_time_s": self.wall_time, "last_valid": self.last_valid,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng_state(),
+            "run": {"preset": self.spec.preset, "stems": list(self.separator.stems), "data": list(self.spec.data),
+                    "total_steps": self.spec.total_steps, "merges": self.spec.merges, "train_config": self.cfg.to_dict()},
+        }
+        atomic_torch_save(ckpt, self.spec.out / "last.ckpt")
+
+    # the loop ------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train from `self.step` to `total_steps` (or `stop_at`, or early stop) -> summary dict."""
+        spec, cfg = self.spec, self.cfg
+        stop = min(spec.total_steps, spec.stop_at) if spec.stop_at else spec.total_steps
+        log = None
+        if self.is_main:
+            spec.out.mkdir(parents=True, exist_ok=True)
+            log = MetricsLog(spec.out, cfg.logging.tensorboard, self.step if self.step > 0 else None)
+        loader = DataLoader(self.train_set, batch_sampler=StepBatches(self.step, stop, cfg.batch_size, self.rank, self.world),
+                            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
+                            persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+        progress = None
+        if self.is_main and cfg.logging.progress:
+            from tqdm import tqdm
+            progress = tqdm(total=stop, initial=self.step, desc=f"train {spec.preset}", unit="step", dynamic_ncols=True)
+        window: dict[str, list[float]] = {}
+        t_window = t_last = time.perf_counter()
+        stopped_early = False
+        try:
+            for batch in loader:
+                scalars = self.train_step(batch)
+                now = time.perf_counter()
+                self.wall_time += now - t_last
+                t_last = now
+                for k, v in scalars.items():
+                    window.setdefault(k, []).append(v)
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
+                if self.step % cfg.logging.log_interval == 0 or self.step == stop:
+                    self._log_scalars(window, now - t_window, log)
+                    window, t_window = {}, time.perf_counter()
+                end_of_epoch = self.step % cfg.steps_per_epoch == 0 or self.step == spec.total_steps
+                if end_of_epoch:
+                    result = self.validate(log)
+                    if progress is not None:
+                        progress.write(f"step {self.step}: valid_loss {result['valid_loss']:.4f}, SDR "
+                                       + ", ".join(f"{k} {v:.2f} dB" for k, v in result["sdr"].items()))
+                    self.save(best=result["best"])
+                    patience = cfg.validation.patience
+                    if patience > 0 and self.bad_validations >= patience:
+                        stopped_early = True
+                        if progress is not None:
+                            progress.write(f"early stop: {patience} validations without improvement")
+                        break
+                elif self.step % cfg.logging.checkpoint_interval == 0 or self.step == stop:
+                    self.save()
+                t_last = time.perf_counter()
+        finally:
+            if progress is not None:
+                progress.close()
+            if log is not None:
+                log.close()
+        return {"step": self.step, "epoch": self.epoch, "stopped_early": stopped_early, "best": self.best,
+                "wall_time_s": self.wall_time, "out": str(spec.out), "validation": self.last_valid}
+
+    def _log_scalars(self, window: dict[str, list[float]], seconds: float, log: MetricsLog | None) -> None:
+        values = torch.tensor([float(np.mean(v)) for v in window.values()], dtype=torch.float64)
+        if self.world > 1:
+            dist.all_reduce(values)
+            values /= self.world
+        if log is None:
+            return
+        steps = len(next(iter(window.values())))
+        entry = {"step": self.step, "epoch": self.epoch, **{k: float(v) for k, v in zip(window, values.tolist())},
+                 "lr": self.scheduler.get_last_lr()[0],
+                 "segments_per_s": steps * self.cfg.batch_size * self.world / max(seconds, 1e-9)}
+        log.write(entry, "train")
+
+
+# ------------------------------------------------------------------------------------------------
+# entry point used by the CLI
+
+def load_resume(run_dir: Path) -> dict[str, Any]:
+    """RUN_DIR -> the dict of RUN_DIR/last.ckpt, checked to hold a resumable training state."""
+    path = Path(run_dir) / "last.ckpt"
+    if not Path(run_dir).is_dir():
+        raise TrainingError(f"--resume {run_dir}: expected a run folder written by `python -m training`, it does not exist")
+    ckpt = read_checkpoint(path)
+    if TRAINING_KEY not in ckpt:
+        raise TrainingError(f"--resume {run_dir}: {path} holds weights but no training state (not a last.ckpt)")
+    return ckpt
+
+
+def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data: list[str], out: Path | None,
+          steps: int | None = None, epochs: int | None = None, resume: Path | None = None, device: str | None = None,
+          stop_at: int | None = None) -> dict[str, Any]:
+    """Set up (or resume) a run and train it. Returns the summary of `Trainer.run`."""
+    ckpt = None
+    if resume is not None:
+        ckpt = load_resume(resume)
+        run = ckpt[TRAINING_KEY]["run"]
+        cfg = TrainConfig.from_dict(run["train_config"])
+        out = Path(resume)
+        preset, stem_names, merges = run["preset"], tuple(run["stems"]), run["merges"]
+        data = data or run["data"]
+        total = run["total_steps"]
+    else:
+        if out is None:
+            raise TrainingError("expected --out RUN_DIR (where checkpoints and logs go)")
+        cfg = train_config(config)
+        preset = preset or "streaming"
+        names = mdl.preset_names(config)
+        if preset not in names:
+            raise TrainingError(f"unknown preset {preset!r}; expected one of {names}")
+        stem_names = mdl.model_config(preset, config, stems).stems
+        merges = mdl.stem_merges(config)
+        total = None
+        if (Path(out) / "last.ckpt").exists():
+            raise TrainingError(f"--out {out} already holds a run (last.ckpt); use --resume {out} or another --out")
+    if steps is not None:
+        total = steps
+    elif epochs is not None:
+        total = epochs * cfg.steps_per_epoch
+    elif total is None:
+        total = cfg.epochs * cfg.steps_per_epoch
+    if total < 1:
+        raise TrainingError(f"expected --steps / --epochs >= 1, got {total} steps")
+    spec = RunSpec(preset=preset, stems=stem_names, data=list(data), out=Path(out), total_steps=total,
+                   stop_at=stop_at, device=device, merges=merges)
+    trainer = Trainer(spec, config, cfg, resume=ckpt)
+    if trainer.step >= total:
+        raise TrainingError(f"--resume {out}: the run is already at step {trainer.step} of {total}; "
+                            "pass a larger --steps to continue it")
+    try:
+        return trainer.run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
