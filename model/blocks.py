@@ -145,7 +145,8 @@ class TemporalAttention(Branch):
             ok = (lag >= 0) & (lag < self.window) & ((kpos[:, None, :] >= 0) | (lag == 0))
             return lag.clamp(0, self.window - 1), ~ok
 
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or isinstance(t0, Tensor):
+            # t0 as a 0-d Tensor (traced / exported step): masks from tensor arithmetic, never memoised.
             lag, blocked = make()
             return self.rel_bias[:, lag].masked_fill(blocked, NEG_INF)
         key = (min(t0, hist), n_blocks, block, str(device), self.rel_bias._version, self.rel_bias.data_ptr())
@@ -253,7 +254,7 @@ class WindowAttention(Branch):
             ok = ok.flatten(4, 5).flatten(2, 3)                                       # (nFw, nb, b*wf, (H+b)*wf)
             return self._bias_index(lag.clamp(0, wt - 1)), ~ok[:, None]
 
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or isinstance(t0, Tensor):
             idx, blocked = make()
             return self.rel_bias[:, idx][None].masked_fill(blocked, NEG_INF)
         phase = t0 % wt if t0 >= hist else t0 - wt * (1 << 20)  # masks repeat with period wt once warm

@@ -1,10 +1,15 @@
-"""Benchmark: latency and real-time factor of the streaming presets (cached step vs naive recompute).
+"""Benchmark: latency and real-time factor of the streaming presets (cached step vs naive recompute),
+the offline presets on full clips, and peer architectures with random weights, on one machine and
+thread count in one run.
 
     python -m tools.bench [--presets tiny,streaming] [--threads 2] [--device cpu] [--json out.json]
+                          [--no-offline] [--no-peers] [--offline-seconds 10] [--peer-seconds 10]
 
-Each record: preset, mode (cached | naive), device, threads, params, latency_ms (algorithmic),
-hop_ms, step_ms_p50 / p99 (compute per hop, STFT + network + overlap-add), rtf (p50 step / hop),
-rtf_mean (mean step / hop).
+Each record: preset, mode (cached | naive | offline), device, threads, params, latency_ms (algorithmic;
+offline models: none, they need the whole input, HTDemucs: its segment), hop_ms, step_ms_p50 / p99
+(compute per hop, STFT + network + overlap-add), rtf (streaming: p50 step / hop; offline: compute time /
+clip duration), rtf_mean (mean step / hop). Peer records add `how` (how the package was run) or
+`error` (why it could not run). Speed only: random weights, nothing downloaded.
 """
 from __future__ import annotations
 
@@ -52,12 +57,57 @@ def bench_streaming(preset: str, mode: str, device: str, hops: int, warmup: int 
     }
 
 
+def offline_presets() -> list[str]:
+    config = model.load_config()
+    return [name for name, p in config["presets"].items() if not p.get("causal")]
+
+
+def bench_offline(preset: str, seconds: float, device: str, seed: int = 0) -> dict:
+    """Separate a `seconds`-long noise clip with the offline separator (chunked overlap-add, as
+    tools.separate does); rtf = compute time / clip duration (after a short warm-up)."""
+    import time
+
+    from tools.separate import SeparateConfig, separate_offline
+    torch.manual_seed(seed)
+    sep = model.build_separator(preset).eval()
+    rng = np.random.default_rng(seed)
+    audio = (0.1 * rng.standard_normal((2, round(seconds * sep.sample_rate)))).astype(np.float32)
+    cfg = SeparateConfig.from_config()
+    separate_offline(sep, audio[:, :sep.sample_rate], cfg, device)      # warm-up
+    t = time.perf_counter()
+    separate_offline(sep, audio, cfg, device)
+    dt = time.perf_counter() - t
+    return {"preset": preset, "mode": "offline", "device": device, "threads": torch.get_num_threads(),
+            "params": sep.num_parameters(), "latency_ms": None, "hop_ms": round(1000.0 * sep.hop_length / sep.sample_rate, 3),
+            "step_ms_p50": None, "step_ms_p99": None, "rtf": round(dt / seconds, 4), "seconds": seconds,
+            "compute_s": round(dt, 3),
+            "how": f"tools.separate offline path: {cfg.segment_seconds} s segments, overlap {cfg.overlap}, random weights"}
+
+
 def format_table(records: list[dict]) -> str:
     cols = ["preset", "mode", "device", "threads", "params", "latency_ms", "hop_ms", "step_ms_p50", "step_ms_p99", "rtf"]
-    rows = [[str(r.get(c, "")) for c in cols] for r in records]
+    rows = [[_cell(r, c) for c in cols] for r in records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))  # noqa: E731
+    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _cell(r: dict, c: str) -> str:
+    v = r.get(c)
+    if v is None:
+        return "n/a" if c == "rtf" and r.get("error") else "-"
+    return str(v)
+
+
+def notes(records: list[dict]) -> str:
+    """How each peer / offline row was run, or why it could not run."""
+    out = []
+    for r in records:
+        if r.get("error"):
+            out.append(f"- {r['preset']}: NOT RUN: {r['error']}")
+        elif r.get("how"):
+            out.append(f"- {r['preset']} ({r['mode']}, {r.get('seconds')} s clip): {r['how']}")
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--hops", type=int, default=400, help="timed hops per cached run (naive runs a quarter)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
+    tools_cfg = (model.load_config().get("tools") or {}).get("bench") or {}
+    ap.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True,
+                    help="offline presets (paper) on full clips (default on)")
+    ap.add_argument("--offline-presets", default=",".join(offline_presets()), help="comma list of offline presets")
+    ap.add_argument("--offline-seconds", type=float, default=float(tools_cfg.get("offline_seconds", 10.0)))
+    ap.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                    help="Open-Unmix and HTDemucs with random weights (default on)")
+    ap.add_argument("--peer-seconds", type=float, default=float(tools_cfg.get("peer_seconds", 10.0)))
     args = ap.parse_args(argv)
     try:
         torch.set_num_threads(args.threads)
@@ -80,11 +138,27 @@ def main(argv: list[str] | None = None) -> int:
                 hops = args.hops if mode == "cached" else max(20, args.hops // 4)
                 records.append(bench_streaming(preset, mode, args.device, hops))
                 print(format_table(records[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        if args.offline:
+            if not args.offline_seconds > 0:
+                raise UserError(f"--offline-seconds: expected > 0, got {args.offline_seconds}")
+            for preset in [p for p in args.offline_presets.split(",") if p]:
+                records.append(bench_offline(preset, args.offline_seconds, args.device))
+                print(format_table(records[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        if args.peers:
+            if args.device != "cpu":
+                print("peers run on cpu only", file=sys.stderr)
+            from tools.peers import bench_peers
+            for r in bench_peers(args.peer_seconds, torch.get_num_threads(),
+                                 float(tools_cfg.get("demucs_segment", 7.8))):
+                records.append(r)
+                print(format_table(records[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
     print(format_table(records))
+    if notes(records):
+        print(notes(records))
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
     return 0
