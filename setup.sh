@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-SYSTEM_PACKAGES=(libportaudio2 libsndfile1 ffmpeg jackd2 libjack-jackd2-0 fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont espeak-ng)
+SYSTEM_PACKAGES=(libportaudio2 libsndfile1 ffmpeg jackd2 libjack-jackd2-0 fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
@@ -36,5 +36,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     # torch first, pinned: the local CPU wheel, so nothing pulls the multi-GB CUDA build.
     .venv/bin/python -m pip install -q torch==2.13.0
     .venv/bin/python -m pip install -q -e ".[export,dev]"
+    # Peer architectures for `python -m tools.bench` (speed only). They declare torchaudio, which has no
+    # build for this torch, so they go in without their declared dependencies; the bench says so.
+    .venv/bin/python -m pip install -q --no-deps openunmix demucs
+    .venv/bin/python -m pip install -q julius einops
     echo "$want" > "$stamp"
 fi

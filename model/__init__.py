@@ -20,6 +20,27 @@ from .unet import TFSWAUNet
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "streaming_default.ckpt"
 
 
+def resolve_separator(checkpoint=None, preset: str | None = None, config: dict | None = None,
+                      warn=None) -> tuple[Separator, str]:
+    """The separator a command runs, and where it came from (for messages and stats).
+
+    `checkpoint` wins; `preset` builds that preset with random weights (tests, benchmarks); neither:
+    DEFAULT_CHECKPOINT when it exists, else the `streaming` preset with random weights, announced
+    through `warn(message)` because its output is not a separation."""
+    if checkpoint and preset:
+        raise UserError("expected either --checkpoint or --preset, got both")
+    if checkpoint:
+        return load_checkpoint(checkpoint), str(checkpoint)
+    if preset:
+        return build_separator(preset, config=config).eval(), f"preset {preset!r} with random weights"
+    if DEFAULT_CHECKPOINT.is_file():
+        return load_checkpoint(DEFAULT_CHECKPOINT), str(DEFAULT_CHECKPOINT)
+    if warn is not None:
+        warn("!" * 78 + f"\n!! WARNING: no checkpoint at {DEFAULT_CHECKPOINT};\n!! running the 'streaming' preset "
+             "with RANDOM weights: the output is NOT a separation.\n" + "!" * 78)
+    return build_separator("streaming", config=config).eval(), "preset 'streaming' with RANDOM weights"
+
+
 def build_separator(preset: str = "streaming", stems=None, config: dict | None = None) -> Separator:
     """A separator with freshly initialised weights from a preset in `config.yaml`.
 
@@ -28,7 +49,23 @@ def build_separator(preset: str = "streaming", stems=None, config: dict | None =
 
 
 __all__ = [
-    "CHECKPOINT_VERSION", "CheckpointError", "ConfigError", "DEFAULT_CHECKPOINT", "ModelConfig", "STFT",
-    "Separator", "TFSWAUNet", "UserError", "build_separator", "load_checkpoint", "load_config",
-    "model_config", "preset_names", "read_checkpoint", "resolve_stems", "save_checkpoint", "stem_merges",
+    "CHECKPOINT_VERSION",
+    "DEFAULT_CHECKPOINT",
+    "STFT",
+    "CheckpointError",
+    "ConfigError",
+    "ModelConfig",
+    "Separator",
+    "TFSWAUNet",
+    "UserError",
+    "build_separator",
+    "load_checkpoint",
+    "load_config",
+    "model_config",
+    "preset_names",
+    "read_checkpoint",
+    "resolve_separator",
+    "resolve_stems",
+    "save_checkpoint",
+    "stem_merges",
 ]

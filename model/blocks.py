@@ -39,7 +39,7 @@ class Branch(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attn = MultiHeadAttention(dim, heads, attn_dropout, dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(round(dim * mlp_ratio)), dropout)
+        self.mlp = Mlp(dim, round(dim * mlp_ratio), dropout)
 
     def forward(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
         y, state = self.mix(self.norm1(x), state, t0)
@@ -200,7 +200,7 @@ class WindowAttention(Branch):
         return [shape, shape]
 
     def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
-        batch, n_frames, n_freq, _ = x.shape
+        n_freq = x.shape[2]
         f_pad, f_ids = self._window_regions(n_freq, self.wf, self.sf, x.device)
         x = _pad_frames(x, f_pad - n_freq, 2)
         if self.sf:

@@ -79,7 +79,7 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], name: str = "custom") -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any], name: str = "custom") -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -174,7 +174,7 @@ class TFSWAUNet(nn.Module):
             new_state += s
         assert i == len(state) or not self.cfg.causal, (i, len(state))
         masks = torch.sigmoid(self.head(self.head_norm(x)))                       # (B, T, F0, sf*S*C)
-        sf, ca = self.cfg.stem_stride_f, self.cfg.audio_channels
+        ca = self.cfg.audio_channels
         masks = masks.reshape(b, masks.shape[1], -1, self.n_stems, ca).permute(0, 3, 4, 1, 2)
         return masks[:, :, :, :n_frames, :n_freq], new_state
 

@@ -12,7 +12,7 @@ device -> file (input stream; the file is latency-aligned and as long as the cap
 """
 from __future__ import annotations
 
-import math
+import gc
 import signal
 import sys
 import threading
@@ -24,9 +24,11 @@ from model.errors import UserError
 
 from .chain import AlignedWriter, HostConfig, RemixChain
 from .report import RunStats, status_line
-from .resample import resampler_delay_ms
+from .resample import chain_lag_frames
 from .ring import AudioRing
 from .sources import FileSink
+
+XRUN_LOG = 16  # how many xrun / late-block times the stats keep
 
 
 class LiveHost:
@@ -66,10 +68,10 @@ class LiveHost:
         self.out_ring = AudioRing(cap, self.out_channels) if self.out_channels else None
         self.chain = RemixChain(engine, mixer, self.rate, cfg.resample_quality, out_channels=self.out_channels or 2)
         block_ms = 1000.0 * max(self.blocksize, 256) / self.rate
-        rs_ms = (resampler_delay_ms(self.rate, engine.sample_rate, cfg.resample_quality, max(self.blocksize, 256))
-                 + resampler_delay_ms(engine.sample_rate, self.rate, cfg.resample_quality,
-                                      int(max(self.blocksize, 256) * engine.sample_rate / self.rate)))
-        self.prefill = math.ceil(rs_ms * self.rate / 1000.0) + cfg.prefill_blocks * max(self.blocksize, 256)
+        # Resampler lag as measured at this block size (filter delay plus soxr's bursty release).
+        rs_frames = chain_lag_frames(self.rate, engine.sample_rate, cfg.resample_quality, max(self.blocksize, 256))
+        rs_ms = 1000.0 * rs_frames / self.rate
+        self.prefill = rs_frames + cfg.prefill_blocks * max(self.blocksize, 256)
         self.stats = RunStats(io_sample_rate=self.rate, model_sample_rate=engine.sample_rate, blocksize=self.blocksize,
                               algorithmic_latency_ms=engine.latency_ms, resampler_latency_ms=rs_ms)
         if self.out_ring is not None:
@@ -79,6 +81,9 @@ class LiveHost:
             self.stats.buffer_latency_ms = block_ms
         # Callback-owned counters (plain ints: written by the callback only).
         self._overflows = self._underflows = self._late = self._debt = self._in_drops = 0
+        self._cb_frames = 0                                  # frames the callback has handled
+        self._xrun_at = np.zeros(XRUN_LOG, np.int64)         # callback frame of the first xruns
+        self._late_at = np.zeros(XRUN_LOG, np.int64)         # callback frame of the first late blocks
         self._eof = False            # worker -> callback: the file source is exhausted and flushed
         self._drained = False        # callback -> main: the output ring ran dry after _eof
         self._stop = False
@@ -123,12 +128,16 @@ class LiveHost:
             raise UserError(f"cannot open the audio stream ({e}); expected a free device (see --list-devices)") from None
 
     # callbacks: copy and count only --------------------------------------------------------------
-    def _count(self, status) -> None:
-        if status:
+    def _count(self, status, frames: int) -> None:
+        if status and (status.input_overflow or status.output_underflow):
+            n = max(self._overflows, self._underflows)
+            if n < XRUN_LOG:
+                self._xrun_at[n] = self._cb_frames
             if status.input_overflow:
                 self._overflows += 1
             if status.output_underflow:
                 self._underflows += 1
+        self._cb_frames += frames
 
     def _pull(self, outdata, frames, dry) -> None:
         ring = self.out_ring
@@ -144,6 +153,8 @@ class LiveHost:
                 outdata[n:] = 0.0
                 self._drained = True
             return
+        if self._late < XRUN_LOG:
+            self._late_at[self._late] = self._cb_frames
         self._late += 1
         self._debt += frames
         if dry is not None and self.cfg.late_policy == "dry":
@@ -153,17 +164,17 @@ class LiveHost:
             outdata.fill(0.0)
 
     def _duplex(self, indata, outdata, frames, time_info, status) -> None:
-        self._count(status)
+        self._count(status, frames)
         if self.in_ring.write_columns(indata, self.in_cols) < frames:
             self._in_drops += 1
         self._pull(outdata, frames, indata)
 
     def _playback(self, outdata, frames, time_info, status) -> None:
-        self._count(status)
+        self._count(status, frames)
         self._pull(outdata, frames, None)
 
     def _capture(self, indata, frames, time_info, status) -> None:
-        self._count(status)
+        self._count(status, frames)
         n = self.in_ring.write_columns(indata, self.in_cols)
         self._captured += n
         if n < frames:
@@ -237,6 +248,11 @@ class LiveHost:
         old_switch = sys.getswitchinterval()
         # The callback needs the GIL within a fraction of a block: make the worker hand it over sooner.
         sys.setswitchinterval(min(old_switch, self.cfg.gil_switch_interval_ms / 1000.0))
+        # A cyclic-GC pass holds the GIL for milliseconds, long enough for the callback to miss a period.
+        # Tensors are freed by reference counting; freeze what exists and collect only after the run.
+        gc_was_enabled = gc.isenabled()
+        gc.freeze()
+        gc.disable()
         t0 = time.perf_counter()
         try:
             stream = self._open_stream()
@@ -254,6 +270,9 @@ class LiveHost:
             raise
         finally:
             sys.setswitchinterval(old_switch)
+            gc.unfreeze()
+            if gc_was_enabled:
+                gc.enable()
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
             self._stop = True
@@ -300,6 +319,8 @@ class LiveHost:
         s.wall_seconds = wall
         s.input_overflows, s.output_underflows, s.late_blocks = self._overflows, self._underflows, self._late
         s.input_ring_drops = self._in_drops
+        s.xrun_times_s = [round(float(f) / self.rate, 3) for f in self._xrun_at[:min(XRUN_LOG, max(self._overflows, self._underflows))]]
+        s.late_block_times_s = [round(float(f) / self.rate, 3) for f in self._late_at[:min(XRUN_LOG, self._late)]]
         s.nonfinite_samples = self.chain.nonfinite_samples
         s.seconds = self.chain.frames_in / self.rate
 

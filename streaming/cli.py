@@ -77,23 +77,10 @@ def _config(path: str | None) -> dict:
 
 def _separator(args, config: dict):
     import model
-    if args.checkpoint and args.preset:
-        raise UserError("expected either --checkpoint or --preset, got both")
-    if args.checkpoint:
-        sep = model.load_checkpoint(args.checkpoint)
-        where = args.checkpoint
-    elif args.preset:
-        sep = model.build_separator(args.preset, config=config).eval()
-        where = f"preset {args.preset!r} with random weights"
+    sep, where = model.resolve_separator(args.checkpoint, args.preset, config,
+                                         warn=lambda m: print(m, file=sys.stderr))
+    if args.preset:
         print(f"streaming: using the {where} (no checkpoint)", file=sys.stderr)
-    elif model.DEFAULT_CHECKPOINT.is_file():
-        sep = model.load_checkpoint(model.DEFAULT_CHECKPOINT)
-        where = str(model.DEFAULT_CHECKPOINT)
-    else:
-        sep = model.build_separator("streaming", config=config).eval()
-        where = "preset 'streaming' with RANDOM weights"
-        print("!" * 78 + f"\n!! WARNING: no checkpoint at {model.DEFAULT_CHECKPOINT};\n!! running the 'streaming' "
-              "preset with RANDOM weights: the output is NOT a separation.\n" + "!" * 78, file=sys.stderr)
     if not sep.causal:
         raise UserError(f"{where}: expected a causal (streaming) model, got an offline one")
     return sep, where
@@ -193,6 +180,7 @@ def run(args) -> int:
         import torch
         torch.set_num_threads(int(host_cfg.torch_threads))
     engine = StreamingSeparator(sep, device=_torch_device(args.device))
+    engine.warm_up()
 
     midi = None
     if args.midi:

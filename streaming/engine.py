@@ -108,6 +108,15 @@ class StreamingSeparator:
             n_bins = self.separator.config.n_freq
             self._feat_hist = torch.zeros(1, self.separator.audio_channels, 0, n_bins, device=self.device, dtype=self.dtype)
 
+    def warm_up(self, hops: int = 8) -> None:
+        """Run silence through the per-hop and the batched paths (first calls allocate and build mask
+        caches), then reset: call before a real-time stream starts so its first blocks are not late."""
+        silence = np.zeros((self.channels, self.hop_length), np.float32)
+        for _ in range(hops):
+            self.feed(silence)
+        self.feed(np.zeros((self.channels, 3 * self.hop_length), np.float32))
+        self.reset()
+
     # --------------------------------------------------------------------------------------------
     def feed(self, chunk: np.ndarray | Tensor, out: np.ndarray | None = None) -> np.ndarray:
         """Push (C, n) samples; return the next (S, C, n) stem samples (written into `out` if given)."""

@@ -21,6 +21,8 @@ class RunStats:
     model_sample_rate: int = 0
     blocksize: int = 0
     input_overflows: int = 0
+    xrun_times_s: list = field(default_factory=list)        # stream time of the first xruns
+    late_block_times_s: list = field(default_factory=list)  # stream time of the first late blocks
     output_underflows: int = 0
     late_blocks: int = 0
     input_ring_drops: int = 0
@@ -52,6 +54,8 @@ def stats_dict(stats: RunStats, engine, mixer, midi=None) -> dict:
         "model_sample_rate": stats.model_sample_rate,
         "blocksize": stats.blocksize,
         "input_overflows": stats.input_overflows,
+        "xrun_times_s": stats.xrun_times_s,
+        "late_block_times_s": stats.late_block_times_s,
         "output_underflows": stats.output_underflows,
         "late_blocks": stats.late_blocks,
         "input_ring_drops": stats.input_ring_drops,

@@ -61,3 +61,23 @@ def resampler_delay_ms(in_rate: int, out_rate: int, quality: str, blocksize: int
     for _ in range(max(8, 8192 // max(1, blocksize))):
         r.process(block)
     return r.delay_ms
+
+
+def chain_lag_frames(io_rate: int, model_rate: int, quality: str, blocksize: int, channels: int = 2,
+                     seconds: float = 1.0) -> int:
+    """Worst-case lag, in device frames, of the in -> model rate -> out resampler pair fed `blocksize` blocks.
+
+    soxr withholds a filter delay and also releases output in bursts (at 48 -> 44.1 kHz LQ, ~426 frames
+    every second 256-frame block), so the output side must be primed with this measured lag, not
+    just the nominal delay, or blocks arrive late although the worker keeps up."""
+    rs_in = StreamResampler(io_rate, model_rate, channels, quality)
+    rs_out = StreamResampler(model_rate, io_rate, channels, quality)
+    if not rs_in.active:
+        return 0
+    block = np.zeros((max(1, blocksize), channels), np.float32)
+    fed = got = lag = 0
+    for _ in range(max(16, int(seconds * io_rate / max(1, blocksize)))):
+        fed += block.shape[0]
+        got += rs_out.process(rs_in.process(block)).shape[0]
+        lag = max(lag, fed - got)
+    return lag

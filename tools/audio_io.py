@@ -4,8 +4,8 @@ Shapes: audio is (N, C) frames-major float32 (the soundfile layout); models see 
 """
 from __future__ import annotations
 
-import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,15 +89,7 @@ def load_separator(checkpoint: str | None = None, preset: str | None = None) -> 
     `checkpoint` wins; `preset` builds that preset with random weights (tests, benchmarks); neither:
     model.DEFAULT_CHECKPOINT if it exists, else the `streaming` preset with random weights and the live
     host's loud warning (the same policy, the same code)."""
-    if checkpoint and preset:
-        raise UserError("expected either --checkpoint or --preset, got both")
-    if checkpoint:
-        return model.load_checkpoint(checkpoint), str(checkpoint)
-    if preset:
-        sep = model.build_separator(preset).eval()
-        return sep, f"preset {preset!r} with random weights"
-    from streaming.cli import _separator
-    return _separator(argparse.Namespace(checkpoint=None, preset=None), model.load_config())
+    return model.resolve_separator(checkpoint, preset, warn=lambda m: print(m, file=sys.stderr))
 
 
 def tools_config(section: str) -> dict:

@@ -56,7 +56,7 @@ def _rewrite(path, tmp_path, edit):
     (lambda c: c.update(format_version=99), "format version 99"),
     (lambda c: c.update({"class": "Demucs"}), "holds class 'Demucs'"),
     (lambda c: c.pop("state_dict"), "lacks its 'state_dict'"),
-    (lambda c: c["config"].update(widths=[16, 32]), "wrong shape"),
+    (lambda c: c["config"].update(widths=[16]), "wrong shape"),
     (lambda c: c["config"].update(stems=["vocals", "drums", "bass", "other"]), "wrong shape"),
     (lambda c: c["state_dict"].pop("net.head.bias"), "missing 1 tensors"),
     (lambda c: c["state_dict"].update(extra=torch.zeros(1)), "1 unexpected tensors"),

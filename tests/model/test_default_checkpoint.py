@@ -47,7 +47,7 @@ def test_shipped_checkpoint_beats_the_mixture_on_the_demo_clip(tmp_path):
 def test_live_host_uses_the_shipped_checkpoint_by_default(tmp_path):
     out = tmp_path / "karaoke.wav"
     r = subprocess.run([sys.executable, "-m", "streaming", "--input", "demo", "--mute", "vocals", "--output", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr
     assert "RANDOM" not in r.stderr and str(model.DEFAULT_CHECKPOINT.name) in r.stderr
     audio, rate = sf.read(out)
