@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model.errors import UserError
+from model.errors import UserError, run_cli
 
 EPILOG = """\
 inputs : mic | default (default input device), a device index or name substring, an audio file
@@ -225,11 +225,4 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"python -m streaming: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("python -m streaming: interrupted", file=sys.stderr)
-        return 130
+    return run_cli("python -m streaming", lambda: run(args))

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import model
-from model.errors import UserError
+from model.errors import UserError, run_cli
 
 from .audio_io import fit_length, load_separator, read_audio, resample, tools_config, write_json
 from .separate import SeparateConfig, separate_audio
@@ -266,14 +266,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"python -m tools.evaluate: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("python -m tools.evaluate: interrupted", file=sys.stderr)
-        return 130
+    return run_cli("python -m tools.evaluate", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import model
-from model.errors import UserError
+from model.errors import UserError, run_cli
 
 from .audio_io import demo_audio, fit_length, load_separator, read_audio, resample, tools_config, write_audio
 from .chunked import chunked_apply
@@ -216,14 +216,7 @@ def run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"python -m tools.separate: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("python -m tools.separate: interrupted", file=sys.stderr)
-        return 130
+    return run_cli("python -m tools.separate", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def test_shipped_checkpoint_loads_with_documented_metadata():
     assert path.stat().st_size <= 20 * 2**20
     sep = model.load_checkpoint(path)
     assert sep.causal and sep.stems == ("vocals", "accompaniment") and sep.sample_rate == 44100
-    for key in ("preset", "data", "steps", "hardware", "wall_seconds"):
+    for key in ("preset", "data", "steps", "hardware", "wall_time_s", "training_data"):
         assert key in sep.metadata, key
 
 
