@@ -52,17 +52,6 @@ class StreamResampler:
         return 1000.0 * self._delay_sum / max(1, self._delay_n) / self.out_rate
 
 
-def resampler_delay_ms(in_rate: int, out_rate: int, quality: str, blocksize: int, channels: int = 2) -> float:
-    """The withheld delay of a stream fed `blocksize`-frame blocks, in ms, measured on a fresh stream."""
-    r = StreamResampler(in_rate, out_rate, channels, quality)
-    if not r.active:
-        return 0.0
-    block = np.zeros((max(1, blocksize), channels), np.float32)
-    for _ in range(max(8, 8192 // max(1, blocksize))):
-        r.process(block)
-    return r.delay_ms
-
-
 def chain_lag_frames(io_rate: int, model_rate: int, quality: str, blocksize: int, channels: int = 2,
                      seconds: float = 1.0) -> int:
     """Worst-case lag, in device frames, of the in -> model rate -> out resampler pair fed `blocksize` blocks.
