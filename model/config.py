@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
@@ -96,18 +96,24 @@ class ModelConfig:
             raise ConfigError(f"preset {name!r}: {e}") from None
 
 
-def load_config(path: str | Path | None = None) -> dict[str, Any]:
-    """Read a YAML config file (default: the project's `config.yaml`) -> dict."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+def read_yaml_mapping(path: str | Path, what: str, expected: str, error: type[UserError] = ConfigError) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; a missing file, bad YAML or another shape raises
+    `error` naming `what` the file is and what was `expected`."""
+    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (expected a YAML file like config.yaml)")
+        raise error(f"{what} not found: {path} (expected {expected})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise error(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+        raise error(f"{what} {path}: expected a mapping at the top level")
     return data
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """Read a YAML config file (default: the project's `config.yaml`) -> dict."""
+    return read_yaml_mapping(path if path is not None else DEFAULT_CONFIG, "config file", "a YAML file like config.yaml")
 
 
 def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

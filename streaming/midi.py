@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from model.config import read_yaml_mapping
 from model.errors import UserError
 
 ACTIONS = ("gain", "mute", "solo", "master")
@@ -127,14 +128,8 @@ class MidiMap:
 
 
 def load_midi_map(path: str | Path, stems: tuple[str, ...]) -> MidiMap:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"MIDI map not found: {path} (expected a YAML file written by --midi-learn)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"MIDI map {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("bindings"), list):
+    data = read_yaml_mapping(path, "MIDI map", "a YAML file written by --midi-learn", UserError)
+    if not isinstance(data.get("bindings"), list):
         raise UserError(f"MIDI map {path}: expected a mapping with a 'bindings' list")
     return MidiMap.from_list(data["bindings"], stems, strict=True, where=f"MIDI map {path}")
 
