@@ -87,6 +87,43 @@ def time_blocks(x: Tensor, hist: int, block: int, dim: int) -> Tensor:
     return win
 
 
+class HopClock:
+    """The absolute frame index of the one new frame of a per-hop step, as a 0-d int64 tensor (never a
+    Python int, so a compiled step sees the same graph on every hop), and what branches derive from it:
+    the ring-buffer slot a period-`p` cache writes the frame to (pos mod p), and the row of a per-phase mask
+    table (pos while the cache is still filling, i.e. pos < p - 1; then p - 1 + pos mod p)."""
+
+    def __init__(self, pos: Tensor):
+        assert pos.dim() == 0 and not pos.is_floating_point(), f"expected a 0-d integer position, got {pos}"
+        self.pos = pos
+        self._derived: dict[tuple[str, int], Tensor] = {}
+
+    def slot(self, period: int) -> Tensor:
+        """(1,) int64: ring slot of the new frame in a cache of `period` frames."""
+        key = ("slot", period)
+        if key not in self._derived:
+            self._derived[key] = torch.remainder(self.pos, period).reshape(1)
+        return self._derived[key]
+
+    def phase(self, period: int) -> Tensor:
+        """(1,) int64: row of a (2 * period - 1)-row mask table (see `hop_positions`)."""
+        key = ("phase", period)
+        if key not in self._derived:
+            warm = self.pos < period - 1
+            self._derived[key] = torch.where(warm, self.pos, period - 1 + torch.remainder(self.pos, period)).reshape(1)
+        return self._derived[key]
+
+
+def hop_positions(period: int, device=None) -> tuple[Tensor, Tensor]:
+    """For each row of a per-phase mask table (see `HopClock.phase`): a representative query frame
+    (2p-1,) and the absolute frame held by each ring slot (2p-1, p), negative = not yet written."""
+    rows = torch.arange(2 * period - 1, device=device)
+    pos = torch.where(rows < period - 1, rows, rows + 1)        # rows >= p-1 stand for pos = p + (pos mod p)
+    slots = torch.arange(period, device=device)
+    lag = torch.remainder(pos[:, None] - slots[None, :], period)  # (2p-1, p): how old each slot's frame is
+    return pos, pos[:, None] - lag
+
+
 def block_positions(t0: int, n_blocks: int, block: int, hist: int, device=None) -> tuple[Tensor, Tensor]:
     """Absolute frame indices of queries (n_blocks, block) and keys (n_blocks, hist + block)."""
     start = t0 + block * torch.arange(n_blocks, device=device)[:, None]

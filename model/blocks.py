@@ -5,7 +5,13 @@ Tokens are channels-last: x is (B, T, F, C). Every branch is a pre-norm transfor
 
 Causal branches take `(x, state, t0)`: x holds T new frames whose first absolute frame index is t0,
 `state` the cached keys / values of the frames before them. The offline forward of a causal
-network is the same call with an all-zero state and t0 = 0, so streaming and offline share one path.
+network is the same call with an all-zero state and t0 = 0.
+
+The per-hop streaming step passes a `HopClock` instead of an int t0: one new frame, a state of
+fixed-size ring buffers (TSA: the last W frames' keys / values, Swin: the last wt) updated in place
+at slot pos mod period, and attention masks read from per-phase tables (`build_hop_masks`) by a
+tensor index. Same modules, same weights; its shapes and control flow never change from hop to hop,
+so it compiles to one static graph.
 """
 from __future__ import annotations
 
@@ -13,7 +19,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .attention import MultiHeadAttention, block_positions, region_mask, time_blocks, window_regions
+from .attention import (
+    HopClock,
+    MultiHeadAttention,
+    block_positions,
+    hop_positions,
+    region_mask,
+    time_blocks,
+    window_regions,
+)
 
 NEG_INF = float("-inf")
 
@@ -41,16 +55,32 @@ class Branch(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, round(dim * mlp_ratio), dropout)
 
-    def forward(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
         y, state = self.mix(self.norm1(x), state, t0)
         x = x + y
         return x + self.mlp(self.norm2(x)), state
 
-    def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+    def mix(self, x: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
+        """Attention over x (B, T, F, C) -> (B, T, F, C), next state. With a HopClock: one new frame against
+        the ring-buffer state, which is updated in place and returned."""
         raise NotImplementedError
 
     def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
         return []
+
+    def hop_state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        return []
+
+    def build_hop_masks(self, n_freq: int) -> None:
+        """(Re)build the per-phase additive mask table of the per-hop step from the current weights."""
+
+    def _store_hop_masks(self, table: Tensor) -> None:
+        # In place when the shape allows, so a compiled or graph-captured step keeps reading the same tensor.
+        table = table.detach().to(self.rel_bias.dtype)
+        if self.hop_masks.shape == table.shape:
+            self.hop_masks.copy_(table)
+        else:
+            self.hop_masks = table
 
 
 def _roll_history(hist: Tensor, new: Tensor, keep: int, dim: int) -> tuple[Tensor, Tensor]:
@@ -109,6 +139,7 @@ class TemporalAttention(Branch):
             self.rel_bias = nn.Parameter(torch.zeros(heads, window))
             nn.init.trunc_normal_(self.rel_bias, std=0.02)
             self._masks = _MaskCache()
+            self.register_buffer("hop_masks", torch.zeros(0), persistent=False)
 
     def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
         if not self.causal:
@@ -116,7 +147,34 @@ class TemporalAttention(Branch):
         shape = (batch, n_freq, self.attn.heads, self.window - 1, self.attn.head_dim)
         return [shape, shape]
 
-    def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+    def hop_state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        if not self.causal:
+            return []
+        shape = (batch, n_freq, self.attn.heads, self.window, self.attn.head_dim)   # ring of W frames
+        return [shape, shape]
+
+    def build_hop_masks(self, n_freq: int) -> None:
+        """Table (2W-1, h, 1, W): per phase, the bias of each ring slot's lag, -inf for unwritten slots."""
+        if not self.causal:
+            return
+        with torch.no_grad():
+            pos, kframe = hop_positions(self.window, self.rel_bias.device)
+            lag = pos[:, None] - kframe                                           # (2W-1, W) in [0, W)
+            table = self.rel_bias[:, lag].permute(1, 0, 2).masked_fill((kframe < 0)[:, None], NEG_INF)
+            self._store_hop_masks(table[:, :, None, :])
+
+    def _hop(self, x: Tensor, state: list[Tensor], clock: HopClock) -> tuple[Tensor, list[Tensor]]:
+        q, k, v = (t.permute(0, 2, 3, 1, 4) for t in self.attn.qkv(x))  # (B, F, h, 1, d)
+        slot = clock.slot(self.window)
+        state[0].index_copy_(3, slot, k)
+        state[1].index_copy_(3, slot, v)
+        mask = self.hop_masks.index_select(0, clock.phase(self.window))[0]  # (h, 1, W)
+        o = self.attn.attend(q, state[0], state[1], mask)                  # (B, F, h, 1, d)
+        return self.attn.merge(o.permute(0, 3, 1, 2, 4)), state
+
+    def mix(self, x: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
+        if isinstance(t0, HopClock):
+            return self._hop(x, state, t0)
         n_frames = x.shape[1]
         q, k, v = (t.permute(0, 2, 3, 1, 4) for t in self.attn.qkv(x))  # (B, F, h, T, d)
         if not self.causal:
@@ -185,6 +243,7 @@ class WindowAttention(Branch):
         self._regions: dict[tuple, tuple[int, Tensor]] = {}
         if causal:
             self.n_state = 2
+            self.register_buffer("hop_masks", torch.zeros(0), persistent=False)
 
     def _window_regions(self, length: int, window: int, shift: int, device) -> tuple[int, Tensor]:
         key = (length, window, shift, str(device))
@@ -199,19 +258,63 @@ class WindowAttention(Branch):
         shape = (batch, padded // self.wf, self.attn.heads, self.wt - 1, self.wf, self.attn.head_dim)
         return [shape, shape]
 
-    def mix(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+    def hop_state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        if not self.causal:
+            return []
+        padded = -(-n_freq // self.wf) * self.wf
+        shape = (batch, padded // self.wf, self.attn.heads, self.wt, self.wf, self.attn.head_dim)  # ring of wt frames
+        return [shape, shape]
+
+    def build_hop_masks(self, n_freq: int) -> None:
+        """Table (2wt-1, nFw, h, wf, wt*wf): per phase, the bias of each (ring slot, bin) key for each bin
+        of the new frame; -inf for unwritten slots, frames of another (shifted) time window, and keys
+        of another frequency region."""
+        if not self.causal:
+            return
+        with torch.no_grad():
+            device = self.rel_bias.device
+            _, f_ids = self._window_regions(n_freq, self.wf, self.sf, device)
+            pos, kframe = hop_positions(self.wt, device)                         # (R,), (R, wt)
+            lag = pos[:, None] - kframe
+            same = torch.div(kframe + self.st, self.wt, rounding_mode="floor") == \
+                torch.div(pos[:, None] + self.st, self.wt, rounding_mode="floor")
+            t_ok = same & (kframe >= 0)                                           # (R, wt)
+            f_ok = region_mask(f_ids, self.wf)                                    # (nFw, wf, wf)
+            ok = t_ok[:, None, None, :, None] & f_ok[None, :, :, None, :]        # (R, nFw, wf, wt, wf)
+            bias = self.rel_bias[:, self._bias_index(lag[:, None, :])]            # (h, R, wf, wt*wf)
+            table = bias.permute(1, 0, 2, 3)[:, None].masked_fill(~ok.flatten(3, 4)[:, :, None], NEG_INF)
+            self._store_hop_masks(table)
+
+    def mix(self, x: Tensor, state: list[Tensor], t0: int | HopClock) -> tuple[Tensor, list[Tensor]]:
         n_freq = x.shape[2]
         f_pad, f_ids = self._window_regions(n_freq, self.wf, self.sf, x.device)
         x = _pad_frames(x, f_pad - n_freq, 2)
         if self.sf:
             x = torch.roll(x, -self.sf, 2)
-        if self.causal:
+        if isinstance(t0, HopClock):
+            o, state = self._hop(x, state, t0)
+        elif self.causal:
             o, state = self._causal(x, state, t0, f_ids)
         else:
             o = self._offline(x, f_ids)
         if self.sf:
             o = torch.roll(o, self.sf, 2)
         return self.attn.merge(o[:, :, :n_freq]), state
+
+    def _hop(self, x: Tensor, state: list[Tensor], clock: HopClock) -> tuple[Tensor, list[Tensor]]:
+        """x (B, 1, Fp, C) rolled and padded -> (B, 1, Fp, h, d); the new frame's keys / values go to ring slot
+        pos mod wt and the query attends to the whole ring through this phase's mask."""
+        batch, _, f_pad, _ = x.shape
+        n_fw, wf = f_pad // self.wf, self.wf
+        q, k, v = (t.unflatten(2, (n_fw, wf)).permute(0, 2, 4, 1, 3, 5) for t in self.attn.qkv(x))
+        # q, k, v: (B, nFw, h, 1, wf, d); state: (B, nFw, h, wt, wf, d)
+        slot = clock.slot(self.wt)
+        state[0].index_copy_(3, slot, k)
+        state[1].index_copy_(3, slot, v)
+        mask = self.hop_masks.index_select(0, clock.phase(self.wt))[0]        # (nFw, h, wf, wt*wf)
+        o = self.attn.attend(q.flatten(3, 4), state[0].flatten(3, 4), state[1].flatten(3, 4), mask)
+        o = o.permute(0, 1, 3, 2, 4).reshape(batch, 1, f_pad, self.attn.heads, self.attn.head_dim)
+        return o, state
 
     def _bias_index(self, lag: Tensor) -> Tensor:
         """Flat bias-table index for time-table indices `lag` (..., Lq_t, Lk_t) -> (..., Lq_t*wf, Lk_t*wf)."""
@@ -313,13 +416,20 @@ class TFSWABlock(nn.Module):
     def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
         return self.tsa.state_shapes(batch, n_freq) + self.swa.state_shapes(batch, n_freq)
 
+    def hop_state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
+        return self.tsa.hop_state_shapes(batch, n_freq) + self.swa.hop_state_shapes(batch, n_freq)
+
+    def build_hop_masks(self, n_freq: int) -> None:
+        self.tsa.build_hop_masks(n_freq)
+        self.swa.build_hop_masks(n_freq)
+
     def lookback(self) -> int:
         """Past frames one block adds to the receptive field."""
         if not self.tsa.causal:
             return 0
         return max(self.tsa.window - 1, self.swa.wt - 1)
 
-    def forward(self, x: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
+    def forward(self, x: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
         n = self.tsa.n_state
         h = self.proj_in(x)
         a, s_tsa = self.tsa(h, state[:n], t0)

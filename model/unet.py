@@ -3,6 +3,9 @@
 `forward(features)`: (B, C, T, F) -> masks (B, S, C, T, F) in [0, 1].
 `step(features, state, t0)`: the same for T new frames of a causal network, carrying cached state;
 `forward` of a causal network is `step` over the whole input from `init_state` at t0 = 0.
+`step_hop(features, state, pos)`: one new frame (B, C, 1, F) at absolute frame `pos` (a 0-d int64
+tensor), with the fixed-size ring-buffer state of `init_hop_state` updated in place: the static per-hop
+path a streaming engine runs (and compiles). It equals `step` frame by frame.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .attention import HopClock
 from .blocks import TFSWABlock
 from .config import ModelConfig
 
@@ -136,6 +140,25 @@ class TFSWAUNet(nn.Module):
                 shapes += block.state_shapes(batch, n_freq)
         return [torch.zeros(s, device=device, dtype=dtype) for s in shapes]
 
+    def init_hop_state(self, batch: int = 1, device: torch.device | str | None = None,
+                       dtype: torch.dtype = torch.float32) -> list[Tensor]:
+        """Zero state of the per-hop step: the stem's input tail, then each block's key / value ring buffers
+        (TSA: W frames, Swin: wt frames). Also (re)builds the per-phase mask tables from the current weights,
+        so call it again (or `build_hop_masks`) after the weights change."""
+        assert self.cfg.causal, "the per-hop step needs a causal network"
+        shapes = [(batch, self.cfg.audio_channels, self.stem_history, self.cfg.n_freq + self._pad_f())]
+        for stage, n_freq in self._stages():
+            for block in stage.blocks:
+                shapes += block.hop_state_shapes(batch, n_freq)
+        self.build_hop_masks()
+        return [torch.zeros(s, device=device, dtype=dtype) for s in shapes]
+
+    def build_hop_masks(self) -> None:
+        """Per-phase attention mask tables of the per-hop step, from the current relative-position biases."""
+        for stage, n_freq in self._stages():
+            for block in stage.blocks:
+                block.build_hop_masks(n_freq)
+
     def _pad_f(self) -> int:
         return -self.cfg.n_freq % self.align_f
 
@@ -145,15 +168,27 @@ class TFSWAUNet(nn.Module):
         state = self.init_state(features.shape[0], features.device, features.dtype)
         return self.step(features, state, 0)[0]
 
-    def step(self, features: Tensor, state: list[Tensor], t0: int) -> tuple[Tensor, list[Tensor]]:
-        """T new frames (B, C, T, F) starting at absolute frame t0 -> masks (B, S, C, T, F), next state."""
+    def step_hop(self, features: Tensor, state: list[Tensor], pos: Tensor) -> Tensor:
+        """One new frame (B, C, 1, F) at absolute frame index `pos` (0-d int64 tensor) -> masks (B, S, C, 1, F);
+        `state` (from `init_hop_state`) is updated in place. Same shapes and ops on every hop."""
+        assert features.shape[2] == 1, f"the per-hop step takes one frame, got {tuple(features.shape)}"
+        return self.step(features, state, HopClock(pos))[0]
+
+    def step(self, features: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
+        """T new frames (B, C, T, F) starting at absolute frame t0 -> masks (B, S, C, T, F), next state.
+
+        With a `HopClock` (see `step_hop`) the state is the ring-buffer state, updated in place."""
         b, c, n_frames, n_freq = features.shape
         assert c == self.cfg.audio_channels and n_freq == self.cfg.n_freq, (features.shape, self.cfg.n_freq)
         x = nn.functional.pad(features, (0, self._pad_f(), 0, -n_frames % self.align_t))
         new_state: list[Tensor] = []
         if self.cfg.causal:
             seq = torch.cat([state[0], x], 2)
-            new_state.append(seq[:, :, seq.shape[2] - self.stem_history:])
+            if isinstance(t0, HopClock):   # shift the stem's input tail in place
+                state[0].copy_(seq[:, :, seq.shape[2] - self.stem_history:])
+                new_state.append(state[0])
+            else:
+                new_state.append(seq[:, :, seq.shape[2] - self.stem_history:])
             x = seq
         x = self.stem(x).permute(0, 2, 3, 1) + self.freq_embed                   # (B, T, F0, C0)
         i = 1

@@ -22,6 +22,7 @@ import numpy as np
 
 from model.errors import UserError
 
+from . import cpu
 from .chain import AlignedWriter, HostConfig, RemixChain
 from .report import RunStats, status_line
 from .resample import chain_lag_frames
@@ -182,6 +183,10 @@ class LiveHost:
 
     # worker --------------------------------------------------------------------------------------
     def _worker(self, writer: AlignedWriter | None) -> None:
+        why = cpu.promote_current_thread(self.cfg.realtime_priority)
+        self.stats.extra["worker_realtime"] = not why
+        if why:
+            self.stats.extra["worker_realtime_note"] = why
         try:
             self._work(writer)
         except BaseException as e:  # noqa: BLE001 - handed to the main thread, which re-raises it
@@ -300,7 +305,13 @@ class LiveHost:
     def _main_loop(self, t0: float, duration: float | None) -> None:
         interval = max(0.5, float(self.cfg.status_interval_s))
         next_status = t0 + interval
+        noted = False
         while not self._stop:
+            if not noted and "worker_realtime" in self.stats.extra:
+                noted = True
+                if self.show_status and not self.stats.extra["worker_realtime"]:
+                    print(f"streaming: note: worker thread at normal priority: "
+                          f"{self.stats.extra['worker_realtime_note']}", file=sys.stderr, flush=True)
             now = time.perf_counter()
             if duration is not None and now - t0 >= duration:
                 break

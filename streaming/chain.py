@@ -27,7 +27,7 @@ class HostConfig:
     file_block: int = 4096               # frames per block in file runs
     samplerate: int | None = None        # device rate; None: the device's default
     gil_switch_interval_ms: float = 0.5  # Python thread switch interval while a live stream runs
-    torch_threads: int = 1               # intra-op threads of the model (more threads spin against the audio)
+    realtime_priority: int = 10          # SCHED_FIFO priority of the worker thread; 0: normal scheduling
 
     @classmethod
     def from_config(cls, config: dict) -> HostConfig:

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--preset", help="use this config.yaml preset with random weights instead of a checkpoint "
                     "(for tests and benchmarks, e.g. tiny)")
     md.add_argument("--device", choices=("cpu", "cuda"), help="where the model runs (default: cpu)")
+    md.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="run the per-hop step compiled with torch.compile (CUDA: also as a CUDA graph); default: "
+                    "config streaming.compile (auto: when a C++ compiler / Triton is there). The first start "
+                    "compiles (up to a minute), later starts load the cache")
     au = p.add_argument_group("audio engine")
     au.add_argument("--blocksize", type=int, help="frames per audio callback (config host.blocksize)")
     au.add_argument("--latency", help="PortAudio suggested latency: low|high|SECONDS (config host.latency)")
@@ -91,6 +95,22 @@ def _torch_device(name: str | None) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: expected a CUDA GPU, none is available")
     return name or "cpu"
+
+
+def _engine(args, sep, config):
+    """The streaming engine, compiled (when asked) and warmed up before any stream opens."""
+    from .engine import EngineConfig, StreamingSeparator
+    eng_cfg = EngineConfig.from_config(config)
+    setting = eng_cfg.compile if args.compile is None else args.compile
+    engine = StreamingSeparator(sep, device=_torch_device(args.device), compile=setting, threads=eng_cfg.threads)
+    if engine.compiles_on_warm_up:
+        from .compiled import cache_dir
+        print(f"streaming: compiling the streaming step for {engine.device.type} (cached in {cache_dir()}; "
+              "a first start takes up to a minute)...", file=sys.stderr, flush=True)
+    engine.warm_up()
+    if engine.compile_s:
+        print(f"streaming: {engine.engine_kind} step ready in {engine.compile_s:.1f} s", file=sys.stderr)
+    return engine
 
 
 def _mixer(args, stems, config):
@@ -175,12 +195,7 @@ def run(args) -> int:
     in_ep = resolve_input(args.input)
     out_ep = resolve_output(args.output)
     in_channels = _channels(args.channels)
-    from .engine import StreamingSeparator
-    if host_cfg.torch_threads:
-        import torch
-        torch.set_num_threads(int(host_cfg.torch_threads))
-    engine = StreamingSeparator(sep, device=_torch_device(args.device))
-    engine.warm_up()
+    engine = _engine(args, sep, config)
 
     midi = None
     if args.midi:

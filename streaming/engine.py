@@ -1,25 +1,80 @@
 """StreamingSeparator: a causal separator run one STFT hop at a time, with no audio I/O.
 
-Per hop it frames the newest n_fft input samples (rolling STFT buffer), runs one cached step of the
-network on the new frame(s) only, and overlap-adds the masked frames into the output (same window
-and normalisation as the offline iSTFT). A chunk holding k >= 2 hops is processed as one batched
-model call. The output is a sample-synchronous stream: `feed` returns exactly as many samples as it
-was given, and stream sample i equals offline output sample i - latency_samples.
+Per hop it frames the newest n_fft input samples (rolling STFT buffer), runs one static step of the
+network on the new frame only (ring-buffer state updated in place, see `TFSWAUNet.step_hop`), and
+overlap-adds the masked frame into the output (same window and normalisation as the offline iSTFT).
+The step has the same shapes on every hop, so it can run compiled (`torch.compile`; on CUDA also
+captured in a CUDA graph); a chunk holding k hops runs the one-hop step k times. The output is a
+sample-synchronous stream: `feed` returns exactly as many samples as it was given, and stream sample
+i equals offline output sample i - latency_samples.
 
 Shapes: S stems, C audio channels, n samples.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from model.errors import UserError
 from model.separator import Separator
 
+from . import compiled, cpu
+
 STEP_HISTORY = 4096  # per-hop compute times kept for statistics
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """`config.yaml` section `streaming`."""
+
+    compile: str | bool = "auto"   # auto | on | off (YAML reads on / off as booleans; see streaming/compiled.py)
+    threads: int = 1          # intra-op threads on CPU; 0 = auto (see streaming/cpu.py)
+
+    @classmethod
+    def from_config(cls, config: dict) -> EngineConfig:
+        section = dict(config.get("streaming") or {})
+        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserError(f"config section 'streaming': unknown keys {unknown}; expected some of "
+                            f"{sorted(cls.__dataclass_fields__)}")
+        cfg = cls(**section)
+        compiled.parse_setting(cfg.compile)
+        cpu.pick_threads(cfg.threads)
+        return cfg
+
+
+class HopCore(nn.Module):
+    """The compiled unit: one STFT frame (real view) -> stem spectra, with the network's ring-buffer state and
+    the frame position held as buffers and updated in place. spec (C, F+1, 2) -> (S, C, F+1, 2)."""
+
+    def __init__(self, separator: Separator, dtype: torch.dtype, device: torch.device):
+        super().__init__()
+        self.separator = separator
+        self.n_state = 0
+        for i, t in enumerate(separator.net.init_hop_state(1, device, dtype)):
+            self.register_buffer(f"state_{i}", t, persistent=False)
+            self.n_state += 1
+        self.register_buffer("pos", torch.zeros((), dtype=torch.int64, device=device), persistent=False)
+
+    def state(self) -> list[Tensor]:
+        return [getattr(self, f"state_{i}") for i in range(self.n_state)]
+
+    def reset(self) -> None:
+        """Zero the state in place (a compiled or captured graph keeps pointing at the same tensors) and
+        rebuild the mask tables from the current weights."""
+        for t in self.state():
+            t.zero_()
+        self.pos.zero_()
+        self.separator.net.build_hop_masks()
+
+    def forward(self, spec: Tensor) -> Tensor:
+        out = self.separator.step_hop(spec.unsqueeze(0), self.state(), self.pos)[0]
+        self.pos.add_(1)
+        return out
 
 
 class StreamingSeparator:
@@ -27,11 +82,17 @@ class StreamingSeparator:
 
     `mode="cached"` carries the network state between hops (the product path); `mode="naive"`
     recomputes the whole receptive field every hop (a reference for tests and the benchmark).
-    `half=True` runs the network in float16 (CUDA only).
+    `compile`: "auto" | "on" | "off" (or a bool): run the cached step through `torch.compile`
+    (on CUDA also as a CUDA graph); auto compiles where a C++ compiler (CPU) or Triton (CUDA) is
+    there and falls back to eager with one warning line if compiling fails. Compilation happens on
+    `warm_up()` (or the first hop). `half=True` runs the network in float16 (CUDA only).
+    `engine_kind` says what runs ("compiled", "compiled+cudagraph", "eager", "eager+cudagraph", "naive").
+    `threads`: intra-op threads to set (process-wide; see streaming/cpu.py), None: leave torch's setting.
     """
 
     def __init__(self, separator: Separator, device: str | torch.device | None = None, channels: int = 2,
-                 mode: str = "cached", max_block_hops: int = 32, half: bool = False):
+                 mode: str = "cached", max_block_hops: int = 32, half: bool = False, compile="off",
+                 threads: int | str | None = None):
         if not separator.causal:
             raise UserError("streaming needs a causal separator (preset with causal: true); "
                             f"got an offline one (n_fft={separator.n_fft})")
@@ -48,6 +109,9 @@ class StreamingSeparator:
         if half:
             self.net.half()
         self.mode = mode
+        self.threads = cpu.set_threads(threads) if threads is not None else torch.get_num_threads()
+        self.compile_setting = compiled.parse_setting(compile)
+        self.compile_s = 0.0
         self.channels = channels
         self.stems = separator.stems
         self.sample_rate = separator.sample_rate
@@ -70,9 +134,21 @@ class StreamingSeparator:
         self._window = self.separator.stft.window.to(self.device)
         env = self.separator.stft.envelope().float().to(self.device)
         self._inv_env = (1.0 / env).repeat(self.max_block_hops)      # (max_block_hops * hop,)
+        self._core = HopCore(self.separator, self.dtype, self.device) if mode == "cached" else None
+        self._hop_fn = self._hop_eager
+        self.engine_kind = "eager" if mode == "cached" else "naive"
+        self._ready = mode != "cached" or self.compile_setting == "off" or \
+            not compiled.wanted(self.compile_setting, self.device)
+        if self._ready and mode == "cached" and self.device.type == "cuda":
+            self._capture_cuda_graph(self._hop_eager)
         self.reset()
 
     # --------------------------------------------------------------------------------------------
+    @property
+    def compiles_on_warm_up(self) -> bool:
+        """True until the compiled step is built (by `warm_up()` or the first hop)."""
+        return not self._ready
+
     @property
     def latency_ms(self) -> float:
         return 1000.0 * self.latency_samples / self.sample_rate
@@ -103,19 +179,63 @@ class StreamingSeparator:
         self.model_calls = 0
         self.nonfinite_samples = 0
         if self.mode == "cached":
-            self._state = self.net.init_state(1, self.device, self.dtype)
+            self._core.reset()
         else:
             n_bins = self.separator.config.n_freq
             self._feat_hist = torch.zeros(1, self.separator.audio_channels, 0, n_bins, device=self.device, dtype=self.dtype)
 
     def warm_up(self, hops: int = 8) -> None:
-        """Run silence through the per-hop and the batched paths (first calls allocate and build mask
-        caches), then reset: call before a real-time stream starts so its first blocks are not late."""
+        """Compile (when asked) and run silence through the per-hop path, then reset: call before a real-time
+        stream starts so that no compilation or first-call allocation happens in the audio path."""
+        self._ensure_ready()
         silence = np.zeros((self.channels, self.hop_length), np.float32)
         for _ in range(hops):
             self.feed(silence)
         self.feed(np.zeros((self.channels, 3 * self.hop_length), np.float32))
         self.reset()
+
+    # compilation ---------------------------------------------------------------------------------
+    def _ensure_ready(self) -> None:
+        """Compile the per-hop core on first use; with compile=auto a failure falls back to eager."""
+        if self._ready:
+            return
+        self._ready = True
+        t = time.perf_counter()
+        try:
+            core = compiled.compile_module(self._core)
+            with torch.inference_mode():             # exactly as `_process` calls it, so nothing recompiles
+                probe = torch.zeros(self.separator.audio_channels, self.n_fft, device=self.device)
+                for _ in range(2):
+                    self._hop_with(core, probe)
+            self._hop_fn = lambda x: self._hop_with(core, x)
+            self.engine_kind = "compiled"
+            if self.device.type == "cuda":
+                self._capture_cuda_graph(self._hop_fn)
+        except Exception as e:  # noqa: BLE001 - inductor raises many types; auto falls back, on reports
+            if self.compile_setting == "on":
+                raise UserError(f"compiling the streaming step failed ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else ''}); expected a working C++ compiler "
+                                "(CPU) or Triton (CUDA), or --no-compile") from None
+            compiled.warn(f"compiling the streaming step failed ({type(e).__name__}); running it eager")
+            self._hop_fn = self._hop_eager
+            self.engine_kind = "eager"
+        finally:
+            self.compile_s = time.perf_counter() - t
+            self._core.reset()
+
+    def _capture_cuda_graph(self, fn) -> None:
+        """On CUDA, replay the whole hop (FFT, network, inverse FFT) as one captured graph."""
+        example = torch.zeros(self.separator.audio_channels, self.n_fft, device=self.device)
+        try:
+            with torch.inference_mode():
+                graph = compiled.CudaGraphHop(fn, example)
+        except Exception as e:  # noqa: BLE001 - capture is an optimisation; without it the hop still runs
+            compiled.warn(f"CUDA graph capture failed ({type(e).__name__}); launching kernels one by one")
+            return
+        finally:
+            self._core.reset()
+        self._hop_fn = graph
+        self.engine_kind += "+cudagraph"
 
     # --------------------------------------------------------------------------------------------
     def feed(self, chunk: np.ndarray | Tensor, out: np.ndarray | None = None) -> np.ndarray:
@@ -172,23 +292,38 @@ class StreamingSeparator:
         self._out[:, :, self._out_len:self._out_len + k] = y
         self._out_len += k
 
+    def _hop_with(self, core, x: Tensor) -> Tensor:
+        """One frame x (Ca, n_fft) -> windowed stem frames (S, Ca, n_fft): FFT, core, inverse FFT."""
+        spec = torch.view_as_real(torch.fft.rfft(x * self._window))                # (Ca, F+1, 2)
+        est = torch.view_as_complex(core(spec))                                    # (S, Ca, F+1)
+        return torch.fft.irfft(est, n=self.n_fft) * self._window
+
+    def _hop_eager(self, x: Tensor) -> Tensor:
+        return self._hop_with(self._core, x)
+
     @torch.inference_mode()
     def _process(self, hops: int) -> None:
         """Run `hops` new frames through STFT -> network -> masks -> overlap-add; push finished samples."""
         hop, n_fft = self.hop_length, self.n_fft
         span = n_fft + (hops - 1) * hop
+        if not self._ready:
+            self._ensure_ready()
         t_start = time.perf_counter()
         x = torch.from_numpy(self._in[:, :span]).to(self.device, non_blocking=True)
         if self.channels == 1:
             x = x.expand(self.separator.audio_channels, -1)
-        spec = torch.stft(x, n_fft, hop, window=self._window, center=False, return_complex=True)
-        spec = spec.transpose(1, 2).unsqueeze(0)                               # (1, Ca, k, F+1)
-        masks = self._masks(self.separator.features(spec).to(self.dtype), hops).float()
-        est = self.separator.apply_masks(spec, masks)[0]                       # (S, Ca, k, F+1)
-        frames = torch.fft.irfft(est, n=n_fft) * self._window                  # (S, Ca, k, n_fft)
         acc = self._acc
-        for j in range(hops):
-            acc[:, :, j * hop:j * hop + n_fft] += frames[:, :, j]
+        if self.mode == "cached":
+            for j in range(hops):
+                acc[:, :, j * hop:j * hop + n_fft] += self._hop_fn(x[:, j * hop:j * hop + n_fft])
+        else:
+            spec = torch.stft(x, n_fft, hop, window=self._window, center=False, return_complex=True)
+            spec = spec.transpose(1, 2).unsqueeze(0)                               # (1, Ca, k, F+1)
+            masks = self._naive_masks(self.separator.features(spec).to(self.dtype), hops).float()
+            est = self.separator.apply_masks(spec, masks)[0]                       # (S, Ca, k, F+1)
+            frames = torch.fft.irfft(est, n=n_fft) * self._window                  # (S, Ca, k, n_fft)
+            for j in range(hops):
+                acc[:, :, j * hop:j * hop + n_fft] += frames[:, :, j]
         done = hops * hop
         y = acc[:, :, :done] * self._inv_env[:done]
         if self.channels == 1:
@@ -202,7 +337,7 @@ class StreamingSeparator:
         self._in[:, :keep] = self._in[:, done:done + keep].copy()
         self._in_fill -= done
         self._frame += hops
-        self.model_calls += 1
+        self.model_calls += 1 if self.mode == "naive" else hops
         skip = min(self._skip, done)
         self._skip -= skip
         self._push(y[:, :, skip:])
@@ -211,13 +346,10 @@ class StreamingSeparator:
             self._step_ms[self._steps % STEP_HISTORY] = elapsed
             self._steps += 1
 
-    def _masks(self, feats: Tensor, hops: int) -> Tensor:
-        """Masks (1, S, Ca, k, F) for the k newest frames, `feats` (1, Ca, k, F)."""
+    def _naive_masks(self, feats: Tensor, hops: int) -> Tensor:
+        """Naive reference: masks (1, S, Ca, k, F) of the k newest frames, recomputing the full receptive
+        field from a fresh state; `feats` (1, Ca, k, F)."""
         t0 = self._frame
-        if self.mode == "cached":
-            masks, self._state = self.net.step(feats, self._state, t0)
-            return masks
-        # Naive reference: recompute the full receptive field from a fresh state.
         rf = self.receptive_field_frames
         hist = torch.cat([self._feat_hist, feats], 2)
         self._feat_hist = hist[:, :, max(0, hist.shape[2] - (rf - 1)):]

@@ -70,6 +70,10 @@ def stats_dict(stats: RunStats, engine, mixer, midi=None) -> dict:
         "step_ms_p50": _percentile(steps, 50),
         "step_ms_p99": _percentile(steps, 99),
         "hops": len(steps),
+        "engine": engine.engine_kind,
+        "engine_device": str(engine.device),
+        "engine_threads": engine.threads,
+        "compile_s": round(engine.compile_s, 3),
         "midi_messages": int(midi.messages) if midi else 0,
         "midi_ignored": int(midi.ignored) if midi else 0,
         "stem_gains_db": mixer.stem_gains_db(),
@@ -102,6 +106,6 @@ def summary(d: dict) -> str:
     return (f"done: {d['seconds']:.2f} s of audio in {d['wall_seconds']:.2f} s ({d['mode']}); "
             f"latency {d['total_latency_ms']:.1f} ms (model {d['algorithmic_latency_ms']:.1f}, resampling "
             f"{d['resampler_latency_ms']:.1f}, buffers {d['buffer_latency_ms']:.1f}, device {d['device_latency_ms']:.1f}); "
-            f"step p50 {ms(d['step_ms_p50'])} p99 {ms(d['step_ms_p99'])}; xruns in {d['input_overflows']} "
+            f"{d.get('engine', 'eager')} step p50 {ms(d['step_ms_p50'])} p99 {ms(d['step_ms_p99'])}; xruns in {d['input_overflows']} "
             f"out {d['output_underflows']}; late blocks {d['late_blocks']}; MIDI {d['midi_messages']} "
             f"({d['midi_ignored']} ignored); nonfinite input samples {d['nonfinite_samples']}; stems: {gains}")

@@ -1,15 +1,19 @@
-"""Benchmark: latency and real-time factor of the streaming presets (cached step vs naive recompute),
-the offline presets on full clips, and peer architectures with random weights, on one machine and
-thread count in one run.
+"""Benchmark: latency and real-time factor of the streaming presets (the per-hop step eager, compiled,
+and a naive receptive-field recompute), the offline presets on full clips, and peer architectures with
+random weights, on one machine and thread count in one run.
 
-    python -m tools.bench [--presets tiny,streaming] [--threads 2] [--device cpu] [--json out.json]
-                          [--no-offline] [--no-peers] [--offline-seconds 10] [--peer-seconds 10]
+    python -m tools.bench [--presets tiny,streaming] [--modes cached,compiled,naive] [--threads auto]
+                          [--device cpu] [--json out.json] [--no-offline] [--no-peers]
 
-Each record: preset, mode (cached | naive | offline), device, threads, params, latency_ms (algorithmic;
-offline models: none, they need the whole input, HTDemucs: its segment), hop_ms, step_ms_p50 / p99
-(compute per hop, STFT + network + overlap-add), rtf (streaming: p50 step / hop; offline: compute time /
-clip duration), rtf_mean (mean step / hop). Peer records add `how` (how the package was run) or
-`error` (why it could not run). Speed only: random weights, nothing downloaded.
+Modes: `cached` is the eager per-hop step (ring-buffer state, the engine with compile off), `compiled`
+the same step through torch.compile (on CUDA replayed as a CUDA graph), `naive` recomputes the whole
+receptive field every hop (reference). Each record: preset, mode, engine (what ran), device, threads,
+params, latency_ms (algorithmic; offline models: none, they need the whole input, HTDemucs: its
+segment), hop_ms, step_ms_p50 / p99 (compute per hop, STFT + network + overlap-add), rtf (streaming:
+p50 step / hop; offline: compute time / clip duration), rtf_mean (mean step / hop), compile_s (time
+to compile and warm up, including the on-disk cache lookup). The JSON records also hold every timed
+hop (`step_ms`). Peer records add `how` (how the package was run) or `error` (why it could not
+run). Speed only: random weights, nothing downloaded.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import torch
 
 import model
 from model.errors import UserError
-from streaming import StreamingSeparator
+from streaming import StreamingSeparator, cpu
 
 
 def causal_presets() -> list[str]:
@@ -36,7 +40,9 @@ def bench_streaming(preset: str, mode: str, device: str, hops: int, warmup: int 
     """Feed `hops` hop-sized chunks of noise through a fresh engine; per-hop compute statistics."""
     torch.manual_seed(seed)
     sep = model.build_separator(preset).eval()
-    engine = StreamingSeparator(sep, device=device, mode=mode)
+    engine = StreamingSeparator(sep, device=device, mode="naive" if mode == "naive" else "cached",
+                                compile="on" if mode == "compiled" else "off")
+    engine.warm_up()
     hop = engine.hop_length
     rng = np.random.default_rng(seed)
     audio = (0.1 * rng.standard_normal((2, (hops + warmup) * hop))).astype(np.float32)
@@ -48,12 +54,14 @@ def bench_streaming(preset: str, mode: str, device: str, hops: int, warmup: int 
     t = engine.step_times_ms
     hop_ms = 1000.0 * hop / engine.sample_rate
     return {
-        "preset": preset, "mode": mode, "device": str(engine.device), "threads": torch.get_num_threads(),
+        "preset": preset, "mode": mode, "engine": engine.engine_kind, "device": str(engine.device),
+        "threads": torch.get_num_threads(), "compile_s": round(engine.compile_s, 2),
         "params": sep.num_parameters(), "latency_ms": round(engine.latency_ms, 3), "hop_ms": round(hop_ms, 3),
         "n_fft": sep.n_fft, "hop_length": hop, "receptive_field_frames": sep.receptive_field_frames,
         "hops_timed": len(t),
         "step_ms_p50": round(float(np.percentile(t, 50)), 4), "step_ms_p99": round(float(np.percentile(t, 99)), 4),
         "rtf": round(float(np.percentile(t, 50)) / hop_ms, 4), "rtf_mean": round(float(t.mean()) / hop_ms, 4),
+        "step_ms": [round(float(v), 4) for v in t],
     }
 
 
@@ -85,7 +93,8 @@ def bench_offline(preset: str, seconds: float, device: str, seed: int = 0) -> di
 
 
 def format_table(records: list[dict]) -> str:
-    cols = ["preset", "mode", "device", "threads", "params", "latency_ms", "hop_ms", "step_ms_p50", "step_ms_p99", "rtf"]
+    cols = ["preset", "mode", "device", "threads", "params", "latency_ms", "hop_ms", "step_ms_p50", "step_ms_p99", "rtf",
+            "compile_s"]
     rows = [[_cell(r, c) for c in cols] for r in records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
@@ -114,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default=",".join(causal_presets()), help="comma list of causal presets")
-    ap.add_argument("--modes", default="cached,naive", help="cached,naive")
+    ap.add_argument("--modes", default="cached,compiled,naive",
+                    help="comma list of cached (eager per-hop step), compiled, naive (default: all three)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--threads", default="auto", help="torch CPU threads: a number (capped at the usable cores) or "
+                    "auto, the engine's policy: 1 (default auto; see streaming/cpu.py)")
     ap.add_argument("--hops", type=int, default=400, help="timed hops per cached run (naive runs a quarter)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
     tools_cfg = (model.load_config().get("tools") or {}).get("bench") or {}
@@ -129,12 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-seconds", type=float, default=float(tools_cfg.get("peer_seconds", 10.0)))
     args = ap.parse_args(argv)
     try:
-        torch.set_num_threads(args.threads)
+        threads = cpu.set_threads(args.threads)
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
+        modes = [m for m in args.modes.split(",") if m]
+        bad = sorted(set(modes) - {"cached", "compiled", "naive"})
+        if bad:
+            raise UserError(f"--modes: expected some of cached, compiled, naive, got {', '.join(bad)}")
         records = []
         for preset in [p for p in args.presets.split(",") if p]:
-            for mode in [m for m in args.modes.split(",") if m]:
+            for mode in modes:
                 hops = args.hops if mode == "cached" else max(20, args.hops // 4)
                 records.append(bench_streaming(preset, mode, args.device, hops))
                 print(format_table(records[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
@@ -155,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads")
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {threads} threads "
+          f"({cpu.available_cores()} usable cores)")
     print(format_table(records))
     if notes(records):
         print(notes(records))

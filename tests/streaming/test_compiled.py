@@ -1,0 +1,92 @@
+"""The compiled streaming step (torch.compile of the static per-hop core): exactly the offline causal
+output, in block mode and after reset, and never recompiled once warm."""
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+import model
+from streaming import StreamingSeparator, compiled
+from tests.streaming.test_engine import stream
+
+pytestmark = pytest.mark.skipif(not compiled.can_compile(torch.device("cpu"))[0],
+                                reason="no C++ compiler for torch.compile's CPU backend (install g++)")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(11)
+    return model.build_separator("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def warm_engine(tiny):
+    """A compiled tiny engine, warmed up (compiled) once for the module."""
+    engine = StreamingSeparator(tiny, device="cpu", compile="on")
+    engine.warm_up()
+    assert engine.engine_kind == "compiled" and engine.compile_s > 0
+    return engine
+
+
+def offline(sep, x):
+    with torch.no_grad():
+        return sep(x)[0].numpy()
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_compiled_equals_offline_random_chunks_and_reset(tiny, warm_engine, channels):
+    x = 0.3 * torch.randn(1, channels, 6001, generator=torch.Generator().manual_seed(channels))
+    ref = offline(tiny, x)
+    engine = warm_engine if channels == 2 else StreamingSeparator(tiny, device="cpu", channels=1, compile="on")
+    engine.reset()
+    rng = np.random.default_rng(5)
+    for _ in range(2):  # a reset compiled engine behaves exactly like a new one
+        out = stream(engine, x[0].numpy(), rng)
+        lat = engine.latency_samples
+        assert engine.engine_kind == "compiled"
+        assert out.shape == (2, channels, 6001 + lat)
+        assert np.abs(out[..., lat:] - ref).max() < 1e-4
+        assert np.abs(out[..., :lat]).max() == 0.0
+        engine.reset()
+
+
+def test_compiled_block_mode_equals_eager(tiny, warm_engine):
+    x = (0.3 * torch.randn(2, 256 * 37 + 5, generator=torch.Generator().manual_seed(8))).numpy()
+    warm_engine.reset()
+    got = np.concatenate([warm_engine.feed(x[:, :256 * 20]), warm_engine.feed(x[:, 256 * 20:]),
+                          warm_engine.flush()], -1)     # 20 and 17 hops per call
+    eager = StreamingSeparator(tiny, device="cpu", compile="off")
+    want = np.concatenate([eager.feed(x), eager.flush()], -1)
+    assert eager.engine_kind == "eager"
+    assert np.abs(got - want).max() < 1e-5
+
+
+def test_no_recompile_after_warm_up_over_many_hops_and_resets(warm_engine):
+    """Once warm, any number of hops, chunk sizes and resets runs the same graph: with dynamo's
+    fail_on_recompile stance a recompilation would raise, and its frame counters stay put."""
+    before = dict(counters["frames"])
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((2, 256 * 600))).astype(np.float32)
+    with torch.compiler.set_stance("fail_on_recompile"):
+        for _ in range(3):
+            stream(warm_engine, x, rng, sizes=(1, 100, 256, 257, 1024, 4096))
+            warm_engine.reset()
+    assert dict(counters["frames"]) == before
+    assert warm_engine._steps == 0 and warm_engine.engine_kind == "compiled"
+
+
+def test_streaming_preset_compiled_equals_offline():
+    sep = model.build_separator("streaming").eval()
+    x = 0.3 * torch.randn(1, 2, 12000, generator=torch.Generator().manual_seed(5))
+    engine = StreamingSeparator(sep, device="cpu", compile="on")
+    out = stream(engine, x[0].numpy(), np.random.default_rng(7), sizes=(1, 511, 512, 513, 2000, 4096))
+    assert engine.engine_kind == "compiled"
+    assert np.abs(out[..., engine.latency_samples:] - offline(sep, x)).max() < 1e-4
+
+
+def test_compile_settings():
+    assert compiled.parse_setting(True) == "on" and compiled.parse_setting(False) == "off"
+    assert compiled.parse_setting(None) == "auto" and compiled.parse_setting("Auto") == "auto"
+    with pytest.raises(model.UserError, match="auto, on, off"):
+        compiled.parse_setting("fast")
+    assert compiled.wanted("auto", torch.device("cpu")) and not compiled.wanted("off", torch.device("cpu"))
