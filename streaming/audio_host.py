@@ -126,10 +126,13 @@ class LiveHost:
         self.chain = RemixChain(engine, mixer, self.rate, cfg.resample_quality, out_channels=self.out_channels or 2,
                                 fx=fx, router=self.router)
         # Late blocks play the dry input on the mix's channels (all channels without routing), silence elsewhere.
-        self._dry_map = [(j, self.in_cols[min(j, len(self.in_cols) - 1)]) for j in range(self.out_channels)] \
-            if self.router is None or not self.in_cols else \
-            [(c, self.in_cols[min(k, len(self.in_cols) - 1)]) for r in self.router.routes if r.source == "mix"
-             for k, c in enumerate(r.channels)]
+        if not self.in_cols:
+            self._dry_map = []
+        elif self.router is None:
+            self._dry_map = [(j, self.in_cols[min(j, len(self.in_cols) - 1)]) for j in range(self.out_channels)]
+        else:
+            self._dry_map = [(c, self.in_cols[min(k, len(self.in_cols) - 1)]) for r in self.router.routes
+                             if r.source == "mix" for k, c in enumerate(r.channels)]
         # The mic: its own ring with a short head start, added by the callback (no separation delay).
         self.mic_ring = AudioRing(cap, 2) if mic is not None else None
         self._mic_buf = np.zeros((cap, 2), np.float32)
