@@ -133,3 +133,34 @@ def test_jack_ports_carry_each_stem(jack_server, tmp_path):
     assert np.abs(voc - acc).max() > 1e-3                          # and they are different stems
     # Ports are written in the same JACK cycle: the mix is exactly the sum of the two stems (no limiting here).
     np.testing.assert_allclose(mix, voc + acc, atol=2e-5)
+
+
+def test_midi_param_and_step_bindings_drive_the_registry(jack_server):
+    os.environ["JACK_DEFAULT_SERVER"] = jack_server["JACK_DEFAULT_SERVER"]
+    import rtmidi
+
+    from streaming.midi import MidiConfig, MidiControl, MidiMap
+    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
+        pytest.skip("this python-rtmidi build has no JACK MIDI")
+    got = {}
+    reg = ControlRegistry()
+    reg.add(Control("key", -12, 12, 0.0, lambda v: got.__setitem__("key", v), "st", midi_step=1.0))
+    reg.add(Control("vocals.reverb.wet_level", 0, 1, 0.3, lambda v: got.__setitem__("wet", v)))
+    m = MidiMap.from_list([{"action": "param", "param": "vocals.reverb.wet_level", "cc": 30},
+                           {"action": "step", "param": "key", "by": 1, "note": 50},
+                           {"action": "param", "param": "nope", "cc": 31}], STEMS, strict=False, controls=reg.names())
+    assert len(m.bindings) == 2
+    with pytest.raises(UserError, match="unknown control 'nope'"):
+        MidiMap.from_list([{"action": "param", "param": "nope", "cc": 31}], STEMS, controls=reg.names())
+    with pytest.raises(UserError, match="needs a number 'by'"):
+        MidiMap.from_list([{"action": "step", "param": "key", "note": 50}], STEMS)
+    port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="pytest-midi")
+    port.open_virtual_port("in")
+    control = MidiControl(port, m, MidiConfig(), reg)
+    try:
+        for msg in ([0xB0, 30, 127], [0x90, 50, 100], [0x80, 50, 0], [0x90, 50, 90], [0xB0, 31, 5]):
+            control._on_message((msg, 0.0))        # what rtmidi's thread calls for each message
+    finally:
+        control.close()
+    assert reg.apply_pending() == 3 and got == {"wet": 1.0, "key": 2.0}
+    assert control.messages == 5 and control.ignored == 1
