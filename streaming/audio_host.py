@@ -27,6 +27,7 @@ from .chain import AlignedWriter, HostConfig, RemixChain
 from .report import RunStats, status_line
 from .resample import chain_lag_frames
 from .ring import AudioRing
+from .routing import Router, default_routes, jack_layout
 from .sources import FileSink
 
 XRUN_LOG = 16  # how many xrun / late-block times the stats keep
@@ -37,44 +38,117 @@ class LiveHost:
 
     def __init__(self, engine, mixer, cfg: HostConfig, in_device: int | None = None, in_channels: tuple[int, ...] = (),
                  source=None, out_device: int | None = None, out_path=None, samplerate: int | None = None,
-                 midi=None, status: bool = True):
+                 midi=None, status: bool = True, controls=None, fx=None, routes=None, mic=None,
+                 mic_channel: int | None = None, mic_level_db: float = 0.0, mic_prefill_blocks: int = 2,
+                 jack_client: str | None = None):
+        """fx: stem_fx.StemEffects; routes: [routing.Route] (None: the mix on 1-2); mic: the mic chain's effect
+        specs (a tuple, maybe empty) for input column `mic_channel` (0-based), None: no mic; controls: the
+        ControlRegistry applied between blocks (the mic's controls are added to it); jack_client: open this
+        JACK client with named ports (routing.jack_layout) instead of a PortAudio stream."""
         import sounddevice as sd
         self.sd = sd
         self.engine, self.mixer, self.cfg, self.midi = engine, mixer, cfg, midi
+        self.controls, self.mic, self.jack_client = controls, mic, jack_client
         self.in_device, self.out_device, self.source, self.out_path = in_device, out_device, source, out_path
         self.show_status = status
         assert (in_device is not None) != (source is not None), "exactly one of an input device or a file source"
         assert not (out_device is None and out_path is None), "an output device or an output file"
         self.rate = int(samplerate or (source.rate if source is not None and out_device is None else 0)
                         or self._device_rate())
+        jack_format = None
+        if jack_client:
+            from .jack_ports import server_format
+            jack_format = server_format(jack_client)
+            if samplerate and int(samplerate) != jack_format[0]:
+                raise UserError(f"--samplerate {samplerate}: the JACK server runs at {jack_format[0]} Hz; "
+                                "expected that rate (or leave --samplerate out)")
+            self.rate = jack_format[0]
         if source is not None and source.rate != self.rate:
             raise UserError(f"the input file runs at {source.rate} Hz but the output device at {self.rate} Hz; "
                             "expected equal rates (pass --samplerate or convert the file)")
-        self.blocksize = int(cfg.blocksize)
+        self.blocksize = int(cfg.blocksize) if jack_format is None else jack_format[1]
         # Input channel selection (0-based columns of the device input).
         if in_device is not None:
             max_in = int(sd.query_devices(in_device)["max_input_channels"])
             chans = in_channels or tuple(range(min(2, max_in)))
+            if mic is not None and mic_channel in chans and not in_channels:
+                chans = tuple(c for c in range(max_in) if c != mic_channel)[:2]
             if not chans or max(chans) >= max_in or min(chans) < 0 or len(chans) > 2:
                 raise UserError(f"--channels: expected 1 or 2 input channels between 1 and {max_in}, "
                                 f"got {','.join(str(c + 1) for c in chans) or 'none'}")
+            if mic is not None:
+                if mic_channel is None or not 0 <= mic_channel < max_in:
+                    raise UserError(f"--mic: expected an input channel between 1 and {max_in} of this device, got "
+                                    f"{'none' if mic_channel is None else mic_channel + 1}")
+                if mic_channel in chans:
+                    raise UserError(f"--mic {mic_channel + 1}: that channel is also a music input (--channels); "
+                                    "expected a separate channel for the microphone")
             self.in_cols = chans
-            self.dev_in_channels = max(chans) + 1
+            self.dev_in_channels = max((*chans, *(() if mic is None else (mic_channel,)))) + 1
         else:
             self.in_cols, self.dev_in_channels = (), 0
-        self.out_channels = 0 if out_device is None else min(2, int(sd.query_devices(out_device)["max_output_channels"]))
-        self._check_settings()
+            if mic is not None:
+                raise UserError("--mic: expected an audio input device (the mic is one of its channels); "
+                                "the input is a file")
+        if mic is not None and out_device is None:
+            raise UserError("--mic: expected an output device (the singer hears the mic live); the output is a file")
+        self.mic_channel = mic_channel if mic is not None else None
+        if mic is not None:
+            from .mic import MicPath
+            mic = MicPath(tuple(mic), self.rate, mic_level_db)
+            if controls is not None:
+                mic.register(controls, mixer.cfg.max_gain_db)
+            self.mic = mic
+        self.port_names = None
+        if jack_client:
+            jack_routes, self.port_names = jack_layout(tuple(mixer.stems), mic is not None)
+            self.router = Router(jack_routes, mixer.stems, mic is not None)
+        elif routes:
+            dev_out = None if out_device is None else int(sd.query_devices(out_device)["max_output_channels"])
+            self.router = Router(list(routes), mixer.stems, mic is not None, out_channels=dev_out)
+        elif mic is not None:
+            dev_out = int(sd.query_devices(out_device)["max_output_channels"])
+            self.router = Router(default_routes(dev_out), mixer.stems, True)
+        else:
+            self.router = None
+        if out_device is None:
+            self.out_channels = 0
+        elif self.router is not None:
+            self.out_channels = self.router.n_channels
+        else:
+            self.out_channels = min(2, int(sd.query_devices(out_device)["max_output_channels"]))
+        if not jack_client:
+            self._check_settings()
         cap = max(4 * max(self.blocksize, 1024), int(cfg.ring_seconds * self.rate))
-        self.in_ring = AudioRing(cap, len(self.in_cols)) if self.in_cols else None
+        ring_cols = len(self.in_cols) + (1 if mic is not None else 0)
+        self.in_ring = AudioRing(cap, ring_cols) if self.in_cols else None
+        self._ring_cols = (*self.in_cols, *(() if mic is None else (mic_channel,)))
         self.out_ring = AudioRing(cap, self.out_channels) if self.out_channels else None
-        self.chain = RemixChain(engine, mixer, self.rate, cfg.resample_quality, out_channels=self.out_channels or 2)
+        self.chain = RemixChain(engine, mixer, self.rate, cfg.resample_quality, out_channels=self.out_channels or 2,
+                                fx=fx, router=self.router)
+        # Late blocks play the dry input on the mix's channels (all channels without routing), silence elsewhere.
+        if not self.in_cols:
+            self._dry_map = []
+        elif self.router is None:
+            self._dry_map = [(j, self.in_cols[min(j, len(self.in_cols) - 1)]) for j in range(self.out_channels)]
+        else:
+            self._dry_map = [(c, self.in_cols[min(k, len(self.in_cols) - 1)]) for r in self.router.routes
+                             if r.source == "mix" for k, c in enumerate(r.channels)]
+        # The mic: its own ring with a short head start, added by the callback (no separation delay).
+        self.mic_ring = AudioRing(cap, 2) if mic is not None else None
+        self._mic_buf = np.zeros((cap, 2), np.float32)
+        self._mic_tmp = np.zeros(cap, np.float32)
+        self._mic_taps = self.router.mic_taps() if mic is not None else []
+        self._mic_debt = self._mic_late = 0
+        self.mic_prefill = int(mic_prefill_blocks) * max(self.blocksize, 256)
         block_ms = 1000.0 * max(self.blocksize, 256) / self.rate
         # Resampler lag as measured at this block size (filter delay plus soxr's bursty release).
         rs_frames = chain_lag_frames(self.rate, engine.sample_rate, cfg.resample_quality, max(self.blocksize, 256))
         rs_ms = 1000.0 * rs_frames / self.rate
         self.prefill = rs_frames + cfg.prefill_blocks * max(self.blocksize, 256)
         self.stats = RunStats(io_sample_rate=self.rate, model_sample_rate=engine.sample_rate, blocksize=self.blocksize,
-                              algorithmic_latency_ms=engine.latency_ms, resampler_latency_ms=rs_ms)
+                              algorithmic_latency_ms=engine.latency_ms, resampler_latency_ms=rs_ms,
+                              chain_latency_ms=self.chain.fx_latency_ms)
         if self.out_ring is not None:
             self.stats.buffer_latency_ms = (block_ms if self.in_ring is not None else 0.0) \
                 + 1000.0 * cfg.prefill_blocks * max(self.blocksize, 256) / self.rate
@@ -116,6 +190,11 @@ class LiveHost:
             return lat
 
     def _open_stream(self):
+        if self.jack_client:
+            from .jack_ports import JackStream
+            cb = self._duplex if self.in_ring is not None else self._playback
+            return JackStream(self.jack_client, self.in_cols, self.dev_in_channels, self.mic_channel, self.port_names,
+                              cb, connect_out={0: "system:playback_1", 1: "system:playback_2"})
         sd, kw = self.sd, {"samplerate": self.rate, "blocksize": self.blocksize, "dtype": "float32",
                                "latency": self._latency_arg()}
         try:
@@ -158,17 +237,40 @@ class LiveHost:
             self._late_at[self._late] = self._cb_frames
         self._late += 1
         self._debt += frames
+        outdata.fill(0.0)
         if dry is not None and self.cfg.late_policy == "dry":
-            for j in range(self.out_channels):
-                outdata[:, j] = dry[:, self.in_cols[min(j, len(self.in_cols) - 1)]]
-        else:
-            outdata.fill(0.0)
+            for j, c in self._dry_map:
+                outdata[:, j] = dry[:, c]
+
+    def _add_mic(self, outdata, frames) -> None:
+        """Callback: add the processed mic (its own ring, no separation delay) on its channels."""
+        ring = self.mic_ring
+        if ring.available() < frames + self._mic_debt:
+            self._mic_late += 1
+            self._mic_debt += frames
+            return
+        if self._mic_debt:
+            ring.skip(self._mic_debt)
+            self._mic_debt = 0
+        buf = self._mic_buf[:frames]
+        ring.read_into(buf)
+        for col, ch in self._mic_taps:
+            if ch is None:
+                tmp = self._mic_tmp[:frames]
+                np.add(buf[:, 0], buf[:, 1], out=tmp)
+                tmp *= 0.5
+                outdata[:, col] += tmp
+            else:
+                outdata[:, col] += buf[:, ch]
+        np.clip(outdata, -1.0, 1.0, out=outdata)
 
     def _duplex(self, indata, outdata, frames, time_info, status) -> None:
         self._count(status, frames)
-        if self.in_ring.write_columns(indata, self.in_cols) < frames:
+        if self.in_ring.write_columns(indata, self._ring_cols) < frames:
             self._in_drops += 1
         self._pull(outdata, frames, indata)
+        if self.mic_ring is not None:
+            self._add_mic(outdata, frames)
 
     def _playback(self, outdata, frames, time_info, status) -> None:
         self._count(status, frames)
@@ -194,20 +296,24 @@ class LiveHost:
             self._stop = True
 
     def _work(self, writer: AlignedWriter | None) -> None:
-        chunk = np.zeros((self.in_ring.capacity if self.in_ring else self.cfg.file_block, len(self.in_cols) or 1),
-                         np.float32)
+        chunk = np.zeros((self.in_ring.capacity if self.in_ring else self.cfg.file_block,
+                          self.in_ring.channels if self.in_ring else 1), np.float32)
         block = max(self.blocksize, 256)
         idle = min(0.002, 0.25 * block / self.rate)
         load_ema = 0.0
         while not self._stop:
-            if self.midi is not None:
-                self.midi.apply_pending(self.mixer)
+            if self.controls is not None:
+                self.controls.apply_pending()
             if self.in_ring is not None:
                 n = self.in_ring.available()
                 if n == 0:
                     time.sleep(idle)
                     continue
                 x = chunk[:self.in_ring.read_into(chunk[:n])]
+                if self.mic is not None:      # first the mic: it must reach the callback within its head start
+                    if self.mic_ring.write(self.mic.process(x[:, -1])) < x.shape[0]:
+                        self.stats.extra["mic_ring_drops"] = self.stats.extra.get("mic_ring_drops", 0) + 1
+                    x = x[:, :-1]
             else:
                 if self._eof:
                     time.sleep(idle)
@@ -242,10 +348,12 @@ class LiveHost:
         self._warm_up()
         sink = writer = None
         if self.out_path is not None:
-            sink = FileSink(self.out_path, self.rate, 2)
+            sink = FileSink(self.out_path, self.rate, self.chain.out_channels)
             writer = AlignedWriter(sink, self.chain.latency_frames)
         if self.out_ring is not None:
             self.out_ring.write_zeros(self.prefill)
+        if self.mic_ring is not None:
+            self.mic_ring.write_zeros(self.mic_prefill)
         self.stats.mode = ("device" if self.in_ring is not None else "file") + "->" + \
             ("device" if self.out_ring is not None else "file")
         worker = threading.Thread(target=self._worker, args=(writer,), name="separation-worker", daemon=True)
@@ -297,7 +405,7 @@ class LiveHost:
             writer.total = self._captured
             writer.write(self.chain.process(rest))
             writer.write(self.chain.flush())
-            writer.finish(2)
+            writer.finish(self.chain.out_channels)
             sink.commit()
             self.stats.extra["output_frames"] = writer.written
         return self.stats
@@ -333,6 +441,10 @@ class LiveHost:
         s.xrun_times_s = [round(float(f) / self.rate, 3) for f in self._xrun_at[:min(XRUN_LOG, max(self._overflows, self._underflows))]]
         s.late_block_times_s = [round(float(f) / self.rate, 3) for f in self._late_at[:min(XRUN_LOG, self._late)]]
         s.nonfinite_samples = self.chain.nonfinite_samples
+        if self.mic is not None:
+            s.extra["mic_late_blocks"] = self._mic_late
+            s.extra["mic_latency_ms"] = round(1000.0 * (self.mic_prefill + max(self.blocksize, 256)) / self.rate
+                                              + s.device_latency_ms, 3)
         s.seconds = self.chain.frames_in / self.rate
 
 

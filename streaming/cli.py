@@ -14,6 +14,15 @@ outputs: speakers | default, a device index or name substring, or a .wav / .flac
          the input: latency removed, same length).
 mixer  : --mute / --solo STEM and --gain STEM=DB are repeatable; --master DB; stem names come from the
          checkpoint. Gain changes ramp over one block; a soft limiter keeps the remix below -0.1 dBFS.
+plugins: --fx TARGET=EFFECT[:PARAM=VALUE,...] appends an effect to a stem's chain (or mix, mic), e.g.
+         --fx vocals=reverb:room_size=0.7,wet_level=0.3 --fx accompaniment=compressor:threshold_db=-18;
+         --fx vocals=vst3:path=/path/Plugin.vst3,mix=0.5 loads a VST3 plugin. --list-controls names every
+         parameter. --key SEMITONES shifts every non-vocal stem (-12..12, fractions allowed).
+routing: --route SOURCE=CHANNELS (a stem, mix, dry or mic; 1-based channels, e.g. vocals=3,4) is
+         repeatable and replaces the default (mix on 1-2); with a file output, one multichannel file.
+         --jack-ports opens a JACK client with a named port pair per stem plus the mix.
+mic    : --mic CHANNEL adds the singer's microphone (an input channel) through its own chain
+         (chains.mic) to the output without the separation delay.
 MIDI   : --midi PORT|virtual opens an input; controls map to actions through --midi-map FILE (written by
          --midi-learn FILE) or the default map in config.yaml (midi.default_map). Fader law:
          gain_db = 40*log10(v/127) + midi.fader_max_db, v = 0 silent.
@@ -63,11 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", help="YAML file whose values override config.yaml")
     au.add_argument("--stats-json", metavar="PATH", help="write the run's figures as one JSON object at exit")
     au.add_argument("--quiet", "-q", action="store_true", help="no status line")
+    fx = p.add_argument_group("plugins, key and routing")
+    fx.add_argument("--fx", action="append", default=[], metavar="TARGET=EFFECT[:P=V,...]",
+                    help="append an effect to a chain: TARGET is a stem, mix or mic (repeatable; replaces that "
+                    "target's chain from the config)")
+    fx.add_argument("--key", type=float, metavar="SEMITONES", help="karaoke key change of every non-vocal stem, "
+                    "-12..12 (config key.semitones)")
+    fx.add_argument("--route", action="append", default=[], metavar="SOURCE=CHANNELS",
+                    help="play a stem, mix, dry or mic on these 1-based output channels (repeatable)")
+    fx.add_argument("--jack-ports", action="store_true", help="JACK: open a client with one named output port "
+                    "pair per stem plus the mix (and the mic)")
+    fx.add_argument("--mic", type=int, metavar="CHANNEL", help="the singer's microphone: this 1-based input "
+                    "channel, through chains.mic, added without the separation delay")
+    fx.add_argument("--mic-level", type=float, metavar="DB", help="mic level in dB (config mic.level_db)")
+    fx.add_argument("--list-controls", action="store_true", help="list every controllable parameter (for MIDI "
+                    "maps) with its range, and exit")
     mi = p.add_argument_group("MIDI")
     mi.add_argument("--midi", metavar="PORT", help="MIDI input: index, name substring or 'virtual'")
     mi.add_argument("--midi-map", metavar="FILE", help="MIDI map YAML (default: midi.default_map in config.yaml)")
     mi.add_argument("--midi-learn", metavar="FILE", help="with --midi: bind each action to the first control "
                     "moved, write the map to FILE and exit")
+    mi.add_argument("--midi-learn-params", metavar="NAMES", help="with --midi-learn: also learn these controls "
+                    "(comma list, e.g. key,vocals.reverb.wet_level; see --list-controls)")
     mi.add_argument("--list-midi", action="store_true", help="list MIDI input ports and exit")
     return p
 
@@ -128,6 +154,49 @@ def _mixer(args, stems, config):
     return mixer
 
 
+def _processing(args, config: dict, sep, mixer, midi_cfg, key_bound: bool):
+    """Key change, effect chains, the control registry and the mic's chain specs from config + flags."""
+    from .controls import ControlRegistry, register_mixer
+    from .effects import ChainsConfig
+    from .keyshift import KeyConfig, check_semitones
+    from .mic import MicConfig
+    from .stem_fx import StemEffects, build_key, chain_specs, register_key
+    key_cfg = KeyConfig.from_config(config)
+    if args.key is not None:
+        check_semitones(args.key, key_cfg.range)
+    check_semitones(key_cfg.semitones, key_cfg.range, "config key.semitones")
+    specs = chain_specs(ChainsConfig.from_config(config), args.fx, tuple(sep.stems))
+    mic_cfg = MicConfig.from_config(config)
+    mic_channel = args.mic if args.mic is not None else mic_cfg.channel
+    if mic_channel is not None and mic_channel < 1:
+        raise UserError(f"--mic: expected a 1-based input channel >= 1, got {mic_channel}")
+    if "mic" in {a.partition("=")[0].strip() for a in args.fx} and mic_channel is None:
+        raise UserError("--fx mic=...: there is no mic; expected --mic CHANNEL as well")
+    key = build_key(tuple(sep.stems), sep.sample_rate, key_cfg, args.key, key_bound)
+    fx = StemEffects(tuple(sep.stems), sep.sample_rate, specs, key)
+    controls = ControlRegistry(midi_cfg.queue_size)
+    register_mixer(controls, mixer, midi_cfg.fader_max_db)
+    register_key(controls, key, key_cfg)
+    fx.register(controls)
+    mic = None
+    if mic_channel is not None:
+        mic = {"specs": specs.get("mic", ()), "channel": mic_channel - 1,
+               "level_db": args.mic_level if args.mic_level is not None else mic_cfg.level_db,
+               "prefill_blocks": mic_cfg.prefill_blocks}
+    return fx, key, controls, mic
+
+
+def _mic_control_names(mic: dict | None, sample_rate: int, max_db: float) -> list[str]:
+    """The mic's control names (its chain is built at the device rate later; the names do not depend on it)."""
+    if mic is None:
+        return []
+    from .controls import ControlRegistry
+    from .mic import MicPath
+    reg = ControlRegistry()
+    MicPath(mic["specs"], sample_rate, mic["level_db"]).register(reg, max_db)
+    return reg.names()
+
+
 def _channels(spec: str | None) -> tuple[int, ...]:
     if not spec:
         return ()
@@ -144,7 +213,6 @@ def run(args) -> int:
     from .chain import HostConfig
     from .midi import (
         MidiConfig,
-        MidiControl,
         MidiMap,
         list_midi_ports,
         load_midi_map,
@@ -152,6 +220,7 @@ def run(args) -> int:
         open_midi_input,
         save_midi_map,
     )
+    from .routing import Router, RoutingConfig, parse_route
     from .sources import list_devices, open_source, resolve_input, resolve_output
 
     config = _config(args.config)
@@ -174,14 +243,43 @@ def run(args) -> int:
         raise UserError(f"--duration: expected seconds > 0, got {args.duration}")
     if args.midi_learn and not args.midi:
         raise UserError("--midi-learn FILE needs --midi PORT (the controller to learn from)")
+    if args.midi_learn_params and not args.midi_learn:
+        raise UserError("--midi-learn-params NAMES needs --midi-learn FILE")
+    if args.midi_map and not args.midi:
+        raise UserError("--midi-map FILE needs --midi PORT")
+    if args.jack_ports and args.route:
+        raise UserError("--jack-ports gives every source its own named ports; expected either it or --route")
+    routing_cfg = RoutingConfig.from_config(config)
+    routes = [parse_route(r) for r in args.route]
 
     sep, where = _separator(args, config)
     stems = sep.stems
+    # Whether a MIDI binding can change the key decides if the key shifter runs (see keyshift.KeyChange).
+    learn_params = tuple(p.strip() for p in (args.midi_learn_params or "").split(",") if p.strip())
+    if args.midi_map and args.midi:
+        raw_map = load_midi_map(args.midi_map, stems)
+    elif args.midi:
+        raw_map = MidiMap.from_list(list(midi_cfg.default_map), stems, strict=False, where="config midi.default_map")
+    else:
+        raw_map = None
+    key_bound = "key" in learn_params or (raw_map is not None and "key" in raw_map.params())
+    mixer = _mixer(args, stems, config)
+    fx, _key, controls, mic = _processing(args, config, sep, mixer, midi_cfg, key_bound)
+    names = controls.names() + _mic_control_names(mic, sep.sample_rate, mixer.cfg.max_gain_db)
+    Router(routes, stems, mic is not None)          # unknown sources fail here, before any audio
+    if args.list_controls:
+        for name in names:
+            c = controls.controls.get(name)
+            print(name if c is None else f"{name:40s} {c.minimum:g}..{c.maximum:g} {c.unit}  (now {c.value:g})")
+        return 0
     if args.midi_learn:
+        unknown = [p for p in learn_params if p not in names]
+        if unknown:
+            raise UserError(f"--midi-learn-params: unknown control {unknown[0]!r}; expected some of: {', '.join(names)}")
         midi_in, port = open_midi_input(args.midi, midi_cfg)
         print(f"midi-learn: listening on {port}; stems: {', '.join(stems)}", file=sys.stderr)
         try:
-            learned = midi_learn(midi_in, stems, midi_cfg)
+            learned = midi_learn(midi_in, stems, midi_cfg, params=learn_params)
         except KeyboardInterrupt:
             print("midi-learn: interrupted, nothing written", file=sys.stderr)
             return 1
@@ -191,28 +289,25 @@ def run(args) -> int:
         print(f"midi-learn: wrote {len(learned.bindings)} bindings to {args.midi_learn}", file=sys.stderr)
         return 0
 
-    mixer = _mixer(args, stems, config)
     in_ep = resolve_input(args.input)
     out_ep = resolve_output(args.output)
     in_channels = _channels(args.channels)
     engine = _engine(args, sep, config)
 
-    midi = None
-    if args.midi:
-        midi_map = load_midi_map(args.midi_map, stems) if args.midi_map else \
-            MidiMap.from_list(list(midi_cfg.default_map), stems, strict=False, where="config midi.default_map")
-        midi_in, port = open_midi_input(args.midi, midi_cfg)
-        midi = MidiControl(midi_in, midi_map, midi_cfg)
-        print(f"streaming: MIDI from {port} ({len(midi_map.bindings)} bindings)", file=sys.stderr)
-    elif args.midi_map:
-        raise UserError("--midi-map FILE needs --midi PORT")
+    if args.jack_ports and out_ep.kind != "device":
+        raise UserError("--jack-ports: expected the output to be the JACK server (leave out --output FILE)")
+    if mic is not None and (in_ep.kind != "device" or out_ep.kind != "device"):
+        raise UserError("--mic: expected an audio interface for input and output (the singer hears the mic live)")
 
+    midi = None
     try:
         if in_ep.kind != "device" and out_ep.kind == "file":
             from .offline_run import run_file_to_file
             source = open_source(in_ep)
+            midi = _open_midi(args, raw_map, stems, controls, midi_cfg)
             print(f"streaming: {source.name} -> {out_ep.path} ({where}; stems {', '.join(stems)})", file=sys.stderr)
-            stats = run_file_to_file(source, out_ep.path, engine, mixer, host_cfg, args.duration, midi)
+            router = Router(routes, stems, False) if routes else None
+            stats = run_file_to_file(source, out_ep.path, engine, mixer, host_cfg, args.duration, controls, fx, router)
         else:
             from .audio_host import LiveHost
             source = open_source(in_ep) if in_ep.kind != "device" else None
@@ -220,9 +315,17 @@ def run(args) -> int:
                             in_channels=in_channels, source=source,
                             out_device=out_ep.device if out_ep.kind == "device" else None,
                             out_path=out_ep.path if out_ep.kind == "file" else None,
-                            samplerate=args.samplerate or host_cfg.samplerate, midi=midi, status=not args.quiet)
+                            samplerate=args.samplerate or host_cfg.samplerate, status=not args.quiet,
+                            controls=controls, fx=fx, routes=routes or None,
+                            mic=None if mic is None else mic["specs"],
+                            mic_channel=None if mic is None else mic["channel"],
+                            mic_level_db=0.0 if mic is None else mic["level_db"],
+                            mic_prefill_blocks=2 if mic is None else mic["prefill_blocks"],
+                            jack_client=routing_cfg.jack_client_name if args.jack_ports else None)
+            midi = host.midi = _open_midi(args, raw_map, stems, controls, midi_cfg)
+            ports = f"; JACK ports {', '.join(host.port_names)}" if host.port_names else ""
             print(f"streaming: {in_ep.name} -> {out_ep.name} at {host.rate} Hz, block {host.blocksize} "
-                  f"({where}; stems {', '.join(stems)}); Ctrl-C stops", file=sys.stderr)
+                  f"({where}; stems {', '.join(stems)}{ports}); Ctrl-C stops", file=sys.stderr)
             stats = host.run(args.duration)
     finally:
         if midi is not None:
@@ -232,10 +335,27 @@ def run(args) -> int:
     d = stats_dict(stats, engine, mixer, midi)
     d["model"] = where
     d["stems"] = list(stems)
+    d["key_semitones"] = controls.value("key") if "key" in controls else 0.0
+    d["chains"] = fx.describe()
+    d["controls"] = controls.snapshot()
     if args.stats_json:
         write_stats_json(d, args.stats_json)
     print(summary(d), file=sys.stderr)
     return 0
+
+
+def _open_midi(args, raw_map, stems, controls, midi_cfg):
+    """The MIDI input with its map checked against the controls that exist (the map file strictly; the
+    default map skips bindings to controls this run lacks)."""
+    if not args.midi:
+        return None
+    from .midi import MidiControl, MidiMap, open_midi_input
+    midi_map = MidiMap(raw_map.bindings, stems, strict=bool(args.midi_map),
+                       where=f"MIDI map {args.midi_map}" if args.midi_map else "config midi.default_map",
+                       controls=controls.names())
+    midi_in, port = open_midi_input(args.midi, midi_cfg)
+    print(f"streaming: MIDI from {port} ({len(midi_map.bindings)} bindings)", file=sys.stderr)
+    return MidiControl(midi_in, midi_map, midi_cfg, controls)
 
 
 def main(argv: list[str] | None = None) -> int:

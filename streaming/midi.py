@@ -1,9 +1,13 @@
-"""MIDI control of the stem mixer: rtmidi input ports, the control map, learn mode, lock-free handoff.
+"""MIDI control of the host: rtmidi input ports, the control map, learn mode, lock-free handoff.
 
 rtmidi calls `MidiControl._on_message` on its own thread. It parses the message, looks the control up
-in the map and appends a ready-made mixer command to a bounded `collections.deque` (append and
-popleft are atomic in CPython: no lock on either side). The worker thread drains the deque between
-audio blocks with `apply_pending(mixer)`. Malformed or unmapped messages are counted and ignored.
+in the map and turns it into a request on the host's `ControlRegistry` (controls.py), whose bounded
+`collections.deque` is drained by the worker thread between audio blocks (no lock on either side).
+Malformed or unmapped messages are counted and ignored.
+
+Actions: `gain` / `master` (a CC, fader law below), `mute` / `solo` (a note-on or a CC press toggles),
+`param` (a CC sets any named control over its range: `vocals.reverb.wet_level`, `key`, `mic.level_db`;
+a note toggles an on/off control) and `step` (a note or CC press moves a control by `by`, e.g. key +1).
 
 Fader law (CC value v in 0..127 -> gain): v = 0 is -inf dB (silent), otherwise
     gain_db = 40 * log10(v / 127) + fader_max_db
@@ -12,7 +16,6 @@ v = 32 -> fader_max_db - 23.9 dB.
 """
 from __future__ import annotations
 
-import collections
 import math
 import sys
 import time
@@ -25,7 +28,7 @@ import yaml
 from model.config import read_yaml_mapping
 from model.errors import UserError
 
-ACTIONS = ("gain", "mute", "solo", "master")
+ACTIONS = ("gain", "mute", "solo", "master", "param", "step")
 
 
 @dataclass(frozen=True)
@@ -61,16 +64,33 @@ def fader_db(value: int, fader_max_db: float = 0.0) -> float:
 
 @dataclass(frozen=True)
 class Binding:
-    action: str            # gain | mute | solo | master
-    stem: str | None       # None for master
+    action: str            # gain | mute | solo | master | param | step
+    stem: str | None       # gain / mute / solo only
     kind: str              # cc | note
     channel: int           # 1..16
     number: int            # 0..127
+    param: str | None = None    # param / step: the control's name
+    by: float | None = None     # step: the change per press
+
+    @property
+    def control(self) -> str:
+        """The name of the control in the registry this binding drives."""
+        if self.action == "gain":
+            return f"{self.stem}.gain_db"
+        if self.action in ("mute", "solo"):
+            return f"{self.stem}.{self.action}"
+        if self.action == "master":
+            return "master_db"
+        return str(self.param)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"action": self.action}
         if self.stem is not None:
             d["stem"] = self.stem
+        if self.param is not None:
+            d["param"] = self.param
+        if self.by is not None:
+            d["by"] = self.by
         d[self.kind] = self.number
         d["channel"] = self.channel
         return d
@@ -83,8 +103,14 @@ def parse_binding(item: Any, where: str) -> Binding:
     if action not in ACTIONS:
         raise UserError(f"{where}: expected action one of {list(ACTIONS)}, got {action!r}")
     stem = item.get("stem")
-    if action != "master" and not isinstance(stem, str):
+    if action in ("gain", "mute", "solo") and not isinstance(stem, str):
         raise UserError(f"{where}: action {action!r} needs a stem name")
+    param = item.get("param")
+    if action in ("param", "step") and not isinstance(param, str):
+        raise UserError(f"{where}: action {action!r} needs a control name, e.g. param: vocals.reverb.wet_level")
+    by = item.get("by")
+    if action == "step" and (isinstance(by, bool) or not isinstance(by, (int, float)) or not math.isfinite(by)):
+        raise UserError(f"{where}: action 'step' needs a number 'by' (the change per press), got {by!r}")
     kinds = [k for k in ("cc", "note") if k in item]
     if len(kinds) != 1:
         raise UserError(f"{where}: expected exactly one of 'cc' or 'note', got {sorted(item)}")
@@ -96,42 +122,55 @@ def parse_binding(item: Any, where: str) -> Binding:
         raise UserError(f"{where}: expected {kind} number 0..127, got {number!r}")
     if not (isinstance(channel, int) and 1 <= channel <= 16):
         raise UserError(f"{where}: expected channel 1..16, got {channel!r}")
-    return Binding(action, stem if action != "master" else None, kind, channel, number)
+    return Binding(action, stem if action in ("gain", "mute", "solo") else None, kind, channel, number,
+                   param if action in ("param", "step") else None, float(by) if action == "step" else None)
 
 
 class MidiMap:
-    """(kind, channel 0..15, number) -> list of (action, stem index). Built for one model's stems."""
+    """(kind, channel 0..15, number) -> list of Bindings. Built for one model's stems and, when `controls`
+    (the registry's names) is given, checked against the controls that exist."""
 
-    def __init__(self, bindings: list[Binding], stems: tuple[str, ...], strict: bool = True, where: str = "MIDI map"):
+    def __init__(self, bindings: list[Binding], stems: tuple[str, ...], strict: bool = True, where: str = "MIDI map",
+                 controls=None):
         self.stems = tuple(stems)
         self.bindings: list[Binding] = []
-        self.table: dict[tuple[str, int, int], list[tuple[str, int]]] = {}
+        self.table: dict[tuple[str, int, int], list[Binding]] = {}
         for b in bindings:
             if b.stem is not None and b.stem not in self.stems:
                 if strict:
                     raise UserError(f"{where}: unknown stem {b.stem!r}; this model's stems are: {', '.join(self.stems)}")
                 continue
+            if b.param is not None and controls is not None and b.param not in controls:
+                if strict:
+                    raise UserError(f"{where}: unknown control {b.param!r}; expected one of: {', '.join(controls)}")
+                continue
             self.bindings.append(b)
-            idx = -1 if b.stem is None else self.stems.index(b.stem)
-            self.table.setdefault((b.kind, b.channel - 1, b.number), []).append((b.action, idx))
+            self.table.setdefault((b.kind, b.channel - 1, b.number), []).append(b)
 
     @classmethod
     def from_list(cls, items: list | tuple, stems: tuple[str, ...], strict: bool = True,
-                  where: str = "MIDI map") -> MidiMap:
-        return cls([parse_binding(it, f"{where} entry {i}") for i, it in enumerate(items)], stems, strict, where)
+                  where: str = "MIDI map", controls=None) -> MidiMap:
+        return cls([parse_binding(it, f"{where} entry {i}") for i, it in enumerate(items)], stems, strict, where,
+                   controls)
+
+    def params(self) -> set[str]:
+        """Control names that param / step bindings drive."""
+        return {b.param for b in self.bindings if b.param is not None}
 
     def to_yaml(self) -> str:
         head = ("# MIDI map for `python -m streaming --midi-map FILE`.\n"
                 "# action: gain | master (a CC, fader law in README) or mute | solo (note-on or CC press toggles);\n"
                 "# channel: 1..16.\n")
+        head += ("# param: a CC sets a named control over its range (key, vocals.reverb.wet_level, mic.level_db, ...);\n"
+                 "# step: a note / CC press changes a control by `by`.\n")
         return head + yaml.safe_dump({"bindings": [b.to_dict() for b in self.bindings]}, sort_keys=False)
 
 
-def load_midi_map(path: str | Path, stems: tuple[str, ...]) -> MidiMap:
+def load_midi_map(path: str | Path, stems: tuple[str, ...], controls=None) -> MidiMap:
     data = read_yaml_mapping(path, "MIDI map", "a YAML file written by --midi-learn", UserError)
     if not isinstance(data.get("bindings"), list):
         raise UserError(f"MIDI map {path}: expected a mapping with a 'bindings' list")
-    return MidiMap.from_list(data["bindings"], stems, strict=True, where=f"MIDI map {path}")
+    return MidiMap.from_list(data["bindings"], stems, strict=True, where=f"MIDI map {path}", controls=controls)
 
 
 def save_midi_map(midi_map: MidiMap, path: str | Path) -> None:
@@ -244,13 +283,13 @@ def open_midi_input(spec: str, cfg: MidiConfig):
 # Live control
 
 class MidiControl:
-    """Turns MIDI messages from one port into mixer commands through a lock-free queue."""
+    """Turns MIDI messages from one port into requests on a ControlRegistry (lock-free queue)."""
 
-    def __init__(self, midi_in, midi_map: MidiMap, cfg: MidiConfig):
+    def __init__(self, midi_in, midi_map: MidiMap, cfg: MidiConfig, controls):
         self.midi_in = midi_in
         self.map = midi_map
         self.cfg = cfg
-        self.pending: collections.deque = collections.deque(maxlen=cfg.queue_size)
+        self.controls = controls
         self.messages = 0          # every message received
         self.ignored = 0           # malformed, unsupported or unmapped
         self._last_cc: dict[tuple[int, int], int] = {}    # for CC toggles: press = rising edge over 63
@@ -276,29 +315,19 @@ class MidiControl:
                 prev = self._last_cc.get((channel, number), 0)
                 self._last_cc[(channel, number)] = value
                 pressed = value >= 64 and prev < 64
-            for action, stem in targets:
-                if action in ("gain", "master"):
-                    self.pending.append((action, stem, fader_db(value, self.cfg.fader_max_db)))
-                elif pressed:
-                    self.pending.append((action, stem, None))
+            for b in targets:
+                name = b.control
+                control = self.controls.get(name)
+                if b.action == "step":
+                    if pressed:
+                        self.controls.request_step(name, b.by)
+                elif control.curve == "toggle":
+                    if pressed:
+                        self.controls.request_toggle(name)
+                elif kind == "cc":
+                    self.controls.request(name, control.from_midi(value))
         except Exception:  # noqa: BLE001 - garbage MIDI must never kill the rtmidi thread
             self.ignored += 1
-
-    def apply_pending(self, mixer) -> int:
-        """Worker thread: apply every queued command to `mixer`; returns how many."""
-        n = 0
-        while self.pending:
-            action, stem, value = self.pending.popleft()
-            if action == "gain":
-                mixer.set_gain_db(stem, value)
-            elif action == "master":
-                mixer.set_master_db(value)
-            elif action == "mute":
-                mixer.toggle_mute(stem)
-            elif action == "solo":
-                mixer.toggle_solo(stem)
-            n += 1
-        return n
 
     def close(self) -> None:
         try:
@@ -309,15 +338,18 @@ class MidiControl:
             pass
 
 
-def midi_learn(midi_in, stems: tuple[str, ...], cfg: MidiConfig, out: TextIO = sys.stderr) -> MidiMap:
-    """Ask for each action in turn (per stem: gain, mute, solo; then master); bind the first control
-    moved that is not bound yet. An action with no control within `learn_timeout_s` is skipped."""
-    actions = [(a, s) for s in stems for a in ("gain", "mute", "solo")] + [("master", None)]
+def midi_learn(midi_in, stems: tuple[str, ...], cfg: MidiConfig, out: TextIO = sys.stderr,
+               params: tuple[str, ...] = ()) -> MidiMap:
+    """Ask for each action in turn (per stem: gain, mute, solo; then master; then each named control in
+    `params`, e.g. key or vocals.reverb.wet_level); bind the first control moved that is not bound yet.
+    An action with no control within `learn_timeout_s` is skipped."""
+    actions = [(a, s) for s in stems for a in ("gain", "mute", "solo")] + [("master", None)] + \
+        [("param", p) for p in params]
     bindings: list[Binding] = []
     used: set[tuple[str, int, int]] = set()
     for action, stem in actions:
-        what = f"{stem} {action}" if stem else "master gain"
-        need = "a fader/knob (CC)" if action in ("gain", "master") else "a button/pad (note or CC)"
+        what = stem if action == "param" else f"{stem} {action}" if stem else "master gain"
+        need = "a fader/knob (CC)" if action in ("gain", "master", "param") else "a button/pad (note or CC)"
         print(f"midi-learn: move {need} for: {what}  ({cfg.learn_timeout_s:g} s to skip)", file=out, flush=True)
         deadline = time.monotonic() + cfg.learn_timeout_s
         bound = None
@@ -330,11 +362,12 @@ def midi_learn(midi_in, stems: tuple[str, ...], cfg: MidiConfig, out: TextIO = s
             if parsed is None:
                 continue
             kind, channel, number, value = parsed
-            if (kind, channel, number) in used or (action in ("gain", "master") and kind != "cc"):
+            if (kind, channel, number) in used or (action in ("gain", "master", "param") and kind != "cc"):
                 continue
             if kind == "note" and value == 0:
                 continue
-            bound = Binding(action, stem, kind, channel + 1, number)
+            bound = Binding("param", None, kind, channel + 1, number, param=stem) if action == "param" else \
+                Binding(action, stem, kind, channel + 1, number)
         if bound is None:
             print(f"midi-learn: {what}: skipped", file=out, flush=True)
             continue

@@ -114,8 +114,9 @@ class StemMixer:
         gains = np.array([db_to_gain(g) for g in self.gain_db]) * master
         return np.where(self._audible(), gains, 0.0)
 
-    def mix(self, stems: np.ndarray) -> np.ndarray:
-        """(S, C, n) -> (C, n) float32: gains ramp from the previous block's to the current targets."""
+    def mix(self, stems: np.ndarray, limit: bool = True) -> np.ndarray:
+        """(S, C, n) -> (C, n) float32: gains ramp from the previous block's to the current targets.
+        `limit=False` leaves the soft limiter to a later `limit(...)` call (after a mix effect chain)."""
         assert stems.ndim == 3 and stems.shape[0] == len(self.stems), \
             f"expected ({len(self.stems)}, C, n) stems, got {stems.shape}"
         n = stems.shape[-1]
@@ -130,10 +131,30 @@ class StemMixer:
             g = start[:, None] + (target - start)[:, None] * ramp                  # (S, n)
             out = np.einsum("sn,scn->cn", g.astype(np.float32), stems)
         self._current = target
+        out = out.astype(np.float32, copy=False)
+        return self.limit(out) if limit else out
+
+    def limit(self, out: np.ndarray) -> np.ndarray:
+        """The soft limiter, in place on (C, n) float32."""
         over = int((np.abs(out) > self._threshold).sum())
         if over:
             self.limited_samples += over
             soft_limit(out, self._threshold, self._ceiling)
+        return out
+
+    def direct(self, stems: np.ndarray) -> np.ndarray:
+        """(S, C, n) -> (S, C, n): each stem scaled by its own gain (ramped), whatever mute, solo and master
+        say: the stems' direct outs for routing (a muted guide vocal can still feed the singer's monitor)."""
+        target = np.array([db_to_gain(g) for g in self.gain_db])
+        start = getattr(self, "_direct_current", target)
+        n = stems.shape[-1]
+        if np.array_equal(start, target) or n == 0:
+            out = stems * target.astype(np.float32)[:, None, None]
+        else:
+            ramp = np.arange(1, n + 1, dtype=np.float32) / n
+            g = (start[:, None] + (target - start)[:, None] * ramp).astype(np.float32)     # (S, n)
+            out = stems * g[:, None, :]
+        self._direct_current = target
         return out.astype(np.float32, copy=False)
 
     # reporting -----------------------------------------------------------------------------------

@@ -14,14 +14,16 @@ from .sources import FileSink
 
 
 def run_file_to_file(source, out_path, engine, mixer, cfg: HostConfig, duration: float | None = None,
-                     midi=None) -> RunStats:
-    """source: FileSource / ArraySource (N, C) at its own rate -> out_path (N', 2), N' = N or the
-    frames read before `duration` / Ctrl-C."""
-    chain = RemixChain(engine, mixer, source.rate, cfg.file_resample_quality)
+                     controls=None, fx=None, router=None) -> RunStats:
+    """source: FileSource / ArraySource (N, C) at its own rate -> out_path (N', K), N' = N or the frames
+    read before `duration` / Ctrl-C; K = 2, or the routed channels (one multichannel file).
+    controls: a ControlRegistry whose queued requests (MIDI) apply between blocks."""
+    chain = RemixChain(engine, mixer, source.rate, cfg.file_resample_quality, fx=fx, router=router)
     stats = RunStats(mode="file->file", io_sample_rate=source.rate, model_sample_rate=engine.sample_rate,
-                     blocksize=cfg.file_block, algorithmic_latency_ms=engine.latency_ms)
+                     blocksize=cfg.file_block, algorithmic_latency_ms=engine.latency_ms,
+                     chain_latency_ms=chain.fx_latency_ms)
     limit = source.frames if duration is None else min(source.frames, round(duration * source.rate))
-    sink = FileSink(out_path, source.rate, 2)
+    sink = FileSink(out_path, source.rate, chain.out_channels)
     writer = AlignedWriter(sink, chain.latency_frames)
     t0 = time.perf_counter()
     read = 0
@@ -32,14 +34,14 @@ def run_file_to_file(source, out_path, engine, mixer, cfg: HostConfig, duration:
                 if block.shape[0] == 0:
                     break
                 read += block.shape[0]
-                if midi is not None:
-                    midi.apply_pending(mixer)
+                if controls is not None:
+                    controls.apply_pending()
                 writer.write(chain.process(block))
         except KeyboardInterrupt:
             pass                                     # finish a complete file with what was read
         writer.total = read
         writer.write(chain.flush())
-        writer.finish(2)
+        writer.finish(chain.out_channels)
         sink.commit()
     except BaseException:
         sink.discard()

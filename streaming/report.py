@@ -30,6 +30,7 @@ class RunStats:
     nonfinite_samples: int = 0
     algorithmic_latency_ms: float = 0.0
     resampler_latency_ms: float = 0.0
+    chain_latency_ms: float = 0.0        # key change + effect chains (the longest stem path + the mix chain)
     buffer_latency_ms: float = 0.0
     device_latency_ms: float = 0.0
     worker_load: float = 0.0             # compute time / audio time, recent average
@@ -37,7 +38,8 @@ class RunStats:
 
     @property
     def total_latency_ms(self) -> float:
-        return self.algorithmic_latency_ms + self.resampler_latency_ms + self.buffer_latency_ms + self.device_latency_ms
+        return (self.algorithmic_latency_ms + self.chain_latency_ms + self.resampler_latency_ms + self.buffer_latency_ms
+                + self.device_latency_ms)
 
 
 def _percentile(x: np.ndarray, q: float) -> float | None:
@@ -62,6 +64,7 @@ def stats_dict(stats: RunStats, engine, mixer, midi=None) -> dict:
         "output_ring_drops": stats.output_ring_drops,
         "nonfinite_samples": stats.nonfinite_samples,
         "algorithmic_latency_ms": round(stats.algorithmic_latency_ms, 3),
+        "chain_latency_ms": round(stats.chain_latency_ms, 3),
         "resampler_latency_ms": round(stats.resampler_latency_ms, 3),
         "buffer_latency_ms": round(stats.buffer_latency_ms, 3),
         "device_latency_ms": round(stats.device_latency_ms, 3),
@@ -104,7 +107,8 @@ def summary(d: dict) -> str:
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f} ms"
     gains = ", ".join(f"{s}: {'muted' if g is None else f'{g:+.1f} dB'}" for s, g in d["stem_gains_db"].items())
     return (f"done: {d['seconds']:.2f} s of audio in {d['wall_seconds']:.2f} s ({d['mode']}); "
-            f"latency {d['total_latency_ms']:.1f} ms (model {d['algorithmic_latency_ms']:.1f}, resampling "
+            f"latency {d['total_latency_ms']:.1f} ms (model {d['algorithmic_latency_ms']:.1f}, "
+            + (f"chains {d['chain_latency_ms']:.1f}, " if d.get('chain_latency_ms') else "") + "resampling "
             f"{d['resampler_latency_ms']:.1f}, buffers {d['buffer_latency_ms']:.1f}, device {d['device_latency_ms']:.1f}); "
             f"{d.get('engine', 'eager')} step p50 {ms(d['step_ms_p50'])} p99 {ms(d['step_ms_p99'])}; xruns in {d['input_overflows']} "
             f"out {d['output_underflows']}; late blocks {d['late_blocks']}; MIDI {d['midi_messages']} "

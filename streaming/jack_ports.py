@@ -1,0 +1,138 @@
+"""`--jack-ports`: the live host as a JACK client (JACK-Client package) with one named output port pair per
+source, so that a DAW, Carla, OBS or a recorder can take each stem live.
+
+Ports of client `tfswa-live` (config `routing.jack_client_name`): inputs `in_N` for each input channel N used
+(connected to `system:capture_N`) plus `mic_in` with `--mic`; outputs `mix_L`/`mix_R` (connected to
+`system:playback_1/2`), `STEM_L`/`STEM_R` per stem, `mic_L`/`mic_R` with `--mic` (left unconnected: connect
+them with `jack_connect`, QjackCtl, Carla or your DAW).
+
+`JackStream` looks to `LiveHost` like a sounddevice stream: a context manager with `latency`, calling the
+host's callback `(indata, outdata, frames, time_info, status)` with (frames, channels) float32 arrays. It
+copies the port buffers into / out of preallocated interleaved arrays; nothing is allocated per cycle
+beyond the NumPy views JACK-Client hands out. Server xruns are counted as output underflows.
+"""
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+
+from model.errors import UserError
+
+
+def jack_module():
+    try:
+        import jack
+    except (ImportError, OSError) as e:
+        raise UserError(f"--jack-ports needs the JACK-Client package and libjack ({e}); expected "
+                        "`pip install JACK-Client` and a JACK (or PipeWire-JACK) server") from None
+    return jack
+
+
+def server_format(client_name: str) -> tuple[int, int]:
+    """(sample rate, period frames) of the running JACK server."""
+    jack = jack_module()
+    try:
+        client = jack.Client(f"{client_name}-probe", no_start_server=True)
+    except jack.JackError as e:
+        raise UserError(f"--jack-ports: cannot connect to a JACK server ({e}); expected a running jackd "
+                        "or PipeWire-JACK") from None
+    try:
+        return int(client.samplerate), int(client.blocksize)
+    finally:
+        client.close()
+
+
+class _Status:
+    """What the host's callback reads of a PortAudio status (reset every cycle)."""
+
+    __slots__ = ("input_overflow", "output_underflow")
+
+    def __init__(self):
+        self.input_overflow = False
+        self.output_underflow = False
+
+    def __bool__(self) -> bool:
+        return self.input_overflow or self.output_underflow
+
+
+class JackStream:
+    """A JACK client with named ports driving `callback` like a sounddevice duplex / output stream."""
+
+    def __init__(self, client_name: str, in_columns: tuple[int, ...], in_total: int, mic_column: int | None,
+                 out_names: list[str], callback, connect_out: dict[int, str] | None = None):
+        jack = jack_module()
+        try:
+            self.client = jack.Client(client_name, no_start_server=True)
+        except jack.JackError as e:
+            raise UserError(f"--jack-ports: cannot connect to a JACK server ({e}); expected a running jackd "
+                            "or PipeWire-JACK") from None
+        self.rate = int(self.client.samplerate)
+        self.blocksize = int(self.client.blocksize)
+        self.callback = callback
+        self.in_total = in_total
+        self._in_ports = []      # (port, column of indata)
+        for c in in_columns:
+            self._in_ports.append((self.client.inports.register(f"in_{c + 1}"), c))
+        if mic_column is not None:
+            self._in_ports.append((self.client.inports.register("mic_in"), mic_column))
+        self._out_ports = [self.client.outports.register(n) for n in out_names]
+        cap = max(self.blocksize, 8192)
+        self._indata = np.zeros((cap, max(1, in_total)), np.float32) if in_total else None
+        self._outdata = np.zeros((cap, len(out_names)), np.float32)
+        self._status = _Status()
+        self._xruns = 0
+        self._seen_xruns = 0
+        self._connect_out = dict(connect_out or {})
+        self._connect_in = {port.name: f"system:capture_{c + 1}" for port, c in self._in_ports}
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+        # One period in, one out: what PortAudio reports for the same JACK server.
+        self.latency = (self.blocksize / self.rate, self.blocksize / self.rate)
+
+    def _xrun(self, delay_usecs) -> None:
+        self._xruns += 1
+
+    def _process(self, frames: int) -> None:
+        st = self._status
+        st.output_underflow = self._xruns != self._seen_xruns
+        self._seen_xruns = self._xruns
+        outdata = self._outdata[:frames]
+        if self._indata is not None:
+            indata = self._indata[:frames]
+            for port, c in self._in_ports:
+                indata[:, c] = port.get_array()
+            self.callback(indata, outdata, frames, None, st)
+        else:
+            self.callback(outdata, frames, None, st)
+        for i, port in enumerate(self._out_ports):
+            port.get_array()[:] = outdata[:, i]
+
+    def __enter__(self) -> Self:
+        self.client.activate()
+        physical_in = {p.name for p in self.client.get_ports(is_audio=True, is_output=True, is_physical=True)}
+        physical_out = {p.name for p in self.client.get_ports(is_audio=True, is_input=True, is_physical=True)}
+        for ours, theirs in self._connect_in.items():
+            if theirs not in physical_in:
+                self.close()
+                raise UserError(f"--jack-ports: the JACK server has no {theirs}; expected one of: "
+                                f"{', '.join(sorted(physical_in)) or 'none'}")
+            self.client.connect(theirs, ours)
+        for i, theirs in self._connect_out.items():
+            if theirs in physical_out:
+                self.client.connect(self._out_ports[i], theirs)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.client.deactivate()
+            self.client.close()
+        except Exception:  # noqa: BLE001, S110 - the server may already be gone
+            pass
+
+    @property
+    def port_names(self) -> list[str]:
+        return [p.name for p in self._out_ports]
