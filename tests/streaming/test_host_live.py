@@ -11,7 +11,6 @@ import soundfile as sf
 
 from tests.streaming.conftest import ROOT, run_host
 
-
 STARTUP_S = 1.0
 
 
