@@ -39,6 +39,7 @@ class ModelConfig:
     dropout: float = 0.0
     attn_dropout: float = 0.0
     window: str = "hann"
+    synthesis_length: int | None = None   # asymmetric synthesis window length (causal, hann); None: n_fft
     sample_rate: int = 44100
     audio_channels: int = 2
     name: str = field(default="custom", compare=False)
@@ -66,6 +67,14 @@ class ModelConfig:
             need(self.tsa_window is not None and self.tsa_window >= 1, "a tsa_window >= 1 for a causal preset")
             need(self.n_fft % self.hop_length == 0,
                  f"n_fft a multiple of hop_length for a causal preset, got {self.n_fft} and {self.hop_length}")
+        if self.synthesis_length is not None and self.synthesis_length != self.n_fft:
+            m, hop = self.synthesis_length, self.hop_length
+            need(self.causal and self.window == "hann",
+                 f"synthesis_length only with a causal preset and window hann, got causal={self.causal}, "
+                 f"window={self.window!r}")
+            need(isinstance(m, int) and m % hop == 0 and 2 * hop <= m < self.n_fft,
+                 f"synthesis_length a multiple of hop_length between 2 * hop_length and n_fft, got {m} "
+                 f"(hop_length {hop}, n_fft {self.n_fft})")
         n_bins = self.n_fft // 2
         need(n_bins % self.stem_stride_f == 0, f"n_fft/2={n_bins} divisible by stem_stride_f={self.stem_stride_f}")
 

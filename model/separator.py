@@ -23,7 +23,7 @@ class Separator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
-        self.stft = STFT(cfg.n_fft, cfg.hop_length, cfg.window, causal=cfg.causal)
+        self.stft = STFT(cfg.n_fft, cfg.hop_length, cfg.window, causal=cfg.causal, synthesis_length=cfg.synthesis_length)
         self.net = TFSWAUNet(cfg)
 
     # geometry ------------------------------------------------------------------------------------
@@ -53,14 +53,16 @@ class Separator(nn.Module):
 
     @property
     def latency_samples(self) -> int:
-        """Algorithmic latency of streaming this separator: one window (n_fft samples).
+        """Algorithmic latency of streaming this separator: the synthesis window's span (n_fft samples, or
+        the shorter `synthesis_length` of an asymmetric pair).
 
-        The newest frame ends on the newest hop boundary, so an output sample is complete once the
-        frame n_fft - hop samples later has arrived, plus up to one hop of buffering to fill that
-        frame. Streaming output sample i is offline output sample i - latency_samples."""
+        The newest frame ends on the newest hop boundary and writes output only to its last
+        `synthesis_length` samples, so an output sample is complete once the frame synthesis_length - hop
+        samples later has arrived, plus up to one hop of buffering to fill that frame. Streaming output
+        sample i is offline output sample i - latency_samples."""
         if not self.causal:
             raise AttributeError("an offline (non-causal) separator has no streaming latency")
-        return self.n_fft
+        return self.stft.synthesis_length
 
     @property
     def receptive_field_frames(self) -> int:

@@ -77,16 +77,85 @@ def wanted(setting: str, device: torch.device) -> bool:
     return setting == "on" or (setting == "auto" and ok)
 
 
-def compile_module(module: torch.nn.Module) -> torch.nn.Module:
-    """torch.compile with a static graph: full graph (no Python fallbacks in between), static shapes."""
+SOURCES = ("model/attention.py", "model/blocks.py", "model/unet.py", "model/separator.py", "model/config.py",
+           "streaming/engine.py", "streaming/compiled.py")   # code a compiled step is made of
+_LOADED: dict[str, object] = {}    # key -> compiled step, shared by the engines of one process
+
+
+def run_core(core: torch.nn.Module, spec: torch.Tensor) -> torch.Tensor:
+    """The function that is compiled: the core module is an argument, so its weights and state stay
+    the module's own tensors (read at every call) and one compiled step serves any weights."""
+    return core(spec)
+
+
+def step_key(core: torch.nn.Module, example: torch.Tensor) -> str:
+    """What a compiled step depends on: the network geometry, dtype, device, threads, the source code of
+    the modules it compiles, torch, Python and the CPU; a change to any of them compiles afresh."""
+    import hashlib
+    import json
+    import platform
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    cfg = core.separator.config.to_dict()
+    cfg.pop("name", None)
+    h.update(json.dumps(cfg, sort_keys=True).encode())
+    h.update(repr((str(example.dtype), tuple(example.shape), example.device.type, str(core.state()[0].dtype),
+                   torch.get_num_threads(), torch.__version__, sys.version, platform.machine())).encode())
+    for name in SOURCES:
+        h.update((root / name).read_bytes())
+    try:
+        flags = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")]
+        h.update(flags[0].encode() if flags else b"")
+    except OSError:
+        pass
+    return h.hexdigest()[:24]
+
+
+def compile_step(core: torch.nn.Module, example: torch.Tensor):
+    """`core(spec)` compiled ahead of time into one static graph (torch.compile, fullgraph, inductor; on CPU
+    with a C++ wrapper so a hop is one native call), saved in the cache folder and loaded from there on
+    later starts (no tracing). Guards are not evaluated per call: the engine always passes the same
+    shapes, dtypes and grad mode. Returns fn(spec) -> core(spec). Call under torch.inference_mode()."""
+    import torch._inductor.config  # noqa: F401 - the config patched below
+
     use_cache_dir()
-    return torch.compile(module, fullgraph=True, dynamic=False)
+    key = step_key(core, example)
+    fn = _LOADED.get(key)
+    if fn is None:
+        path = cache_dir() / "steps" / f"{key}.bin"
+        with torch._inductor.config.patch(cpp_wrapper=example.device.type == "cpu"):
+            fn = _load(path)
+            if fn is None:
+                fn = torch.compile(run_core, fullgraph=True, dynamic=False).aot_compile(((core, example), {}))
+                _save(fn, path)
+        fn.disable_guard_check()
+        _LOADED[key] = fn
+    return lambda spec: fn(core, spec)
 
 
-def recompiles() -> int:
-    """Frames dynamo has compiled so far in this process (grows on every (re)compilation)."""
-    from torch._dynamo.utils import counters
-    return int(sum(counters["frames"].values()) and counters["frames"]["ok"])
+def _load(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as f:
+            return torch.compiler.load_compiled_function(f, f_globals=run_core.__globals__)
+    except Exception as e:  # noqa: BLE001 - a stale or damaged artifact is rebuilt, never fatal
+        warn(f"ignoring the cached compiled step {path.name} ({type(e).__name__}); compiling it again")
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _save(fn, path: Path) -> None:
+    """Atomically (temp file + rename); an unwritable cache only costs the next start a compilation."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fn.save_compiled_function(str(tmp))
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        warn(f"could not cache the compiled step in {path.parent} ({e.strerror}); the next start compiles again")
 
 
 class CudaGraphHop:

@@ -122,16 +122,19 @@ class StreamingSeparator:
         self.max_block_hops = max(1, int(max_block_hops))
         n_stems, ca = len(self.stems), separator.audio_channels
         history = self.n_fft - hop
+        # Synthesis span: the part of a frame that reaches the output (n_fft, or less for asymmetric windows).
+        self.synthesis_length = span = separator.stft.synthesis_length
 
         # Rolling input buffer: n_fft - hop samples of history, then up to max_block_hops new hops.
         self._in = np.zeros((channels, history + self.max_block_hops * hop), np.float32)
         self._in_fill = 0                      # new samples after the history part
-        # Overlap-add accumulator: frame j of a batch lands at [j*hop, j*hop + n_fft).
-        self._acc = torch.zeros(n_stems, ca, history + self.max_block_hops * hop, device=self.device)
+        # Overlap-add accumulator: the synthesis span of frame j of a batch lands at [j*hop, j*hop + span).
+        self._acc = torch.zeros(n_stems, ca, span - hop + self.max_block_hops * hop, device=self.device)
         # Output FIFO of finished stem samples (starts with latency_samples of silence).
         self._out = np.zeros((n_stems, channels, self.latency_samples + (self.max_block_hops + 1) * hop), np.float32)
         self._step_ms = np.zeros(STEP_HISTORY, np.float64)
         self._window = self.separator.stft.window.to(self.device)
+        self._synthesis = self.separator.stft.synthesis_window[self.n_fft - span:].to(self.device)   # (span,)
         env = self.separator.stft.envelope().float().to(self.device)
         self._inv_env = (1.0 / env).repeat(self.max_block_hops)      # (max_block_hops * hop,)
         self._core = HopCore(self.separator, self.dtype, self.device) if mode == "cached" else None
@@ -173,7 +176,7 @@ class StreamingSeparator:
         self._acc.zero_()
         self._out.fill(0.0)
         self._out_len = self.latency_samples
-        self._skip = self.n_fft - self.hop_length   # output of frames before sample 0 is dropped
+        self._skip = self.synthesis_length - self.hop_length   # output of frames before sample 0 is dropped
         self._frame = 0                              # absolute index of the next STFT frame
         self._steps = 0
         self.model_calls = 0
@@ -202,9 +205,10 @@ class StreamingSeparator:
         self._ready = True
         t = time.perf_counter()
         try:
-            core = compiled.compile_module(self._core)
-            with torch.inference_mode():             # exactly as `_process` calls it, so nothing recompiles
+            with torch.inference_mode():             # exactly as `_process` calls it
                 probe = torch.zeros(self.separator.audio_channels, self.n_fft, device=self.device)
+                example = torch.view_as_real(torch.fft.rfft(probe * self._window))
+                core = compiled.compile_step(self._core, example)
                 for _ in range(2):
                     self._hop_with(core, probe)
             self._hop_fn = lambda x: self._hop_with(core, x)
@@ -293,10 +297,11 @@ class StreamingSeparator:
         self._out_len += k
 
     def _hop_with(self, core, x: Tensor) -> Tensor:
-        """One frame x (Ca, n_fft) -> windowed stem frames (S, Ca, n_fft): FFT, core, inverse FFT."""
+        """One frame x (Ca, n_fft) -> the synthesis span of the windowed stem frames (S, Ca, span):
+        FFT, core, inverse FFT."""
         spec = torch.view_as_real(torch.fft.rfft(x * self._window))                # (Ca, F+1, 2)
         est = torch.view_as_complex(core(spec))                                    # (S, Ca, F+1)
-        return torch.fft.irfft(est, n=self.n_fft) * self._window
+        return torch.fft.irfft(est, n=self.n_fft)[..., self.n_fft - self.synthesis_length:] * self._synthesis
 
     def _hop_eager(self, x: Tensor) -> Tensor:
         return self._hop_with(self._core, x)
@@ -305,25 +310,25 @@ class StreamingSeparator:
     def _process(self, hops: int) -> None:
         """Run `hops` new frames through STFT -> network -> masks -> overlap-add; push finished samples."""
         hop, n_fft = self.hop_length, self.n_fft
-        span = n_fft + (hops - 1) * hop
+        frames_in = n_fft + (hops - 1) * hop           # input samples the k frames cover
         if not self._ready:
             self._ensure_ready()
         t_start = time.perf_counter()
-        x = torch.from_numpy(self._in[:, :span]).to(self.device, non_blocking=True)
+        x = torch.from_numpy(self._in[:, :frames_in]).to(self.device, non_blocking=True)
         if self.channels == 1:
             x = x.expand(self.separator.audio_channels, -1)
-        acc = self._acc
+        acc, span = self._acc, self.synthesis_length
         if self.mode == "cached":
             for j in range(hops):
-                acc[:, :, j * hop:j * hop + n_fft] += self._hop_fn(x[:, j * hop:j * hop + n_fft])
+                acc[:, :, j * hop:j * hop + span] += self._hop_fn(x[:, j * hop:j * hop + n_fft])
         else:
             spec = torch.stft(x, n_fft, hop, window=self._window, center=False, return_complex=True)
             spec = spec.transpose(1, 2).unsqueeze(0)                               # (1, Ca, k, F+1)
             masks = self._naive_masks(self.separator.features(spec).to(self.dtype), hops).float()
             est = self.separator.apply_masks(spec, masks)[0]                       # (S, Ca, k, F+1)
-            frames = torch.fft.irfft(est, n=n_fft) * self._window                  # (S, Ca, k, n_fft)
+            frames = torch.fft.irfft(est, n=n_fft)[..., n_fft - span:] * self._synthesis   # (S, Ca, k, span)
             for j in range(hops):
-                acc[:, :, j * hop:j * hop + n_fft] += frames[:, :, j]
+                acc[:, :, j * hop:j * hop + span] += frames[:, :, j]
         done = hops * hop
         y = acc[:, :, :done] * self._inv_env[:done]
         if self.channels == 1:
@@ -333,7 +338,7 @@ class StreamingSeparator:
         tail = acc.shape[-1] - done
         acc[:, :, :tail] = acc[:, :, done:].clone()
         acc[:, :, tail:] = 0.0
-        keep = n_fft - hop + self._in_fill - done
+        keep = self.n_fft - hop + self._in_fill - done
         self._in[:, :keep] = self._in[:, done:done + keep].copy()
         self._in_fill -= done
         self._frame += hops

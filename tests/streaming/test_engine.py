@@ -49,7 +49,33 @@ def test_streaming_preset_equals_offline():
     assert np.abs(out[..., engine.latency_samples:] - ref).max() < 1e-4
 
 
-def test_identity_masks_give_delayed_input(tiny_separator):
+def asymmetric_tiny():
+    """`tiny` with an asymmetric window pair: 512 analysis, 128 synthesis, hop 64 (latency 128 samples)."""
+    import dataclasses
+    return model.Separator(dataclasses.replace(model.model_config("tiny"), hop_length=64, synthesis_length=128)).eval()
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_asymmetric_windows_stream_equals_offline(channels):
+    sep = asymmetric_tiny()
+    assert sep.latency_samples == 128
+    x = 0.3 * torch.randn(1, channels, 5001, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = sep(x)[0].numpy()
+    engine = StreamingSeparator(sep, device="cpu", channels=channels)
+    rng = np.random.default_rng(2)
+    for _ in range(2):
+        out = stream(engine, x[0].numpy(), rng, sizes=(1, 63, 64, 65, 300, 1000))
+        assert out.shape == (2, channels, 5001 + 128)
+        assert np.abs(out[..., 128:] - ref).max() < 1e-4
+        assert np.abs(out[..., :128]).max() == 0.0
+        engine.reset()
+
+
+@pytest.mark.parametrize("which", ["symmetric", "asymmetric"])
+def test_identity_masks_give_delayed_input(tiny_separator, which):
+    if which == "asymmetric":
+        tiny_separator = asymmetric_tiny()
     with torch.no_grad():
         tiny_separator.net.head.weight.zero_()
         tiny_separator.net.head.bias.fill_(30.0)  # sigmoid(30) == 1.0 in float32
