@@ -117,7 +117,7 @@ def compile_step(core: torch.nn.Module, example: torch.Tensor):
     with a C++ wrapper so a hop is one native call), saved in the cache folder and loaded from there on
     later starts (no tracing). Guards are not evaluated per call: the engine always passes the same
     shapes, dtypes and grad mode. Returns fn(spec) -> core(spec). Call under torch.inference_mode()."""
-    import torch._inductor.config  # noqa: F401 - the config patched below
+    import torch._inductor.config
 
     use_cache_dir()
     key = step_key(core, example)
