@@ -27,7 +27,7 @@ class HostConfig:
     file_block: int = 4096               # frames per block in file runs
     samplerate: int | None = None        # device rate; None: the device's default
     gil_switch_interval_ms: float = 0.5  # Python thread switch interval while a live stream runs
-    realtime_priority: int = 10          # SCHED_FIFO priority of the worker thread; 0: normal scheduling
+    realtime_priority: int = 5           # SCHED_FIFO priority of the worker thread (below JACK's 10); 0: off
 
     @classmethod
     def from_config(cls, config: dict) -> HostConfig:

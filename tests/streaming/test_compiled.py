@@ -90,3 +90,25 @@ def test_compile_settings():
     with pytest.raises(model.UserError, match="auto, on, off"):
         compiled.parse_setting("fast")
     assert compiled.wanted("auto", torch.device("cpu")) and not compiled.wanted("off", torch.device("cpu"))
+
+
+def test_auto_falls_back_to_eager_with_one_warning_when_compiling_fails(capsys):
+    """A real failing compiler (inductor's C++ compiler set to /bin/false) on a geometry nothing has compiled:
+    compile=auto warns once and runs eager, still exact; compile=on is a one-line user error."""
+    import dataclasses
+
+    import torch._inductor.config as inductor_config
+
+    cfg = dataclasses.replace(model.model_config("tiny"), tsa_window=5, name="tiny-fallback")
+    sep = model.Separator(cfg).eval()
+    x = 0.3 * torch.randn(1, 2, 3000, generator=torch.Generator().manual_seed(2))
+    with inductor_config.patch({"cpp.cxx": ("/bin/false",), "fx_graph_cache": False}):
+        engine = StreamingSeparator(sep, device="cpu", compile="auto")
+        engine.warm_up()
+        with pytest.raises(model.UserError, match="compiling the streaming step failed"):
+            StreamingSeparator(sep, device="cpu", compile="on").warm_up()
+    err = capsys.readouterr().err
+    assert engine.engine_kind == "eager"
+    assert err.count("warning: compiling the streaming step failed") == 1 and "Traceback" not in err
+    out = np.concatenate([engine.feed(x[0].numpy()), engine.flush()], -1)
+    assert np.abs(out[..., engine.latency_samples:] - offline(sep, x)).max() < 1e-4
