@@ -46,7 +46,7 @@ def window_pair(kind: str, n_fft: int, hop: int, synthesis_length: int | None = 
     from zero), 0 before."""
     if synthesis_length is None or synthesis_length == n_fft:
         w = make_window(kind, n_fft)
-        return w, w
+        return w, w.clone()   # two tensors: modules that register both must not share storage (tracing)
     m = synthesis_length
     assert kind == "hann" and m % hop == 0 and 2 * hop <= m < n_fft and m % 2 == 0, (kind, n_fft, hop, m)
     w = (torch.hann_window(m, periodic=True, dtype=torch.float64) * (2.0 * hop / m))
