@@ -162,9 +162,10 @@ def measurement_only(root: Path, cfg: RealVocalsConfig) -> list[Path]:
     try:
         import stempeg
 
-        out.append(Path(stempeg.example_stem_path()))
+        demo = Path(stempeg.example_stem_path())
     except Exception:  # noqa: BLE001 - without stempeg there is no demo clip to guard
-        pass
+        demo = None
+    out += [demo] if demo else []
     return [p.resolve() for p in out]
 
 

@@ -237,6 +237,24 @@ def _segment_features(clip: dict) -> np.ndarray:
     return np.array(out).reshape(-1, 20 * 3 - 1 + 5)
 
 
+def _fit_logreg(x, y, w):
+    """Class-weighted L2 logistic regression (LBFGS) -> the fitted torch Linear."""
+    import torch
+
+    lin = torch.nn.Linear(x.shape[1], 1)
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(lin(x)[:, 0], y, reduction="none") * w).mean()
+        loss = loss + 1e-2 * (lin.weight ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return lin
+
+
 def _logreg_accuracy(xs: list[np.ndarray], ys: list[int]) -> float:
     """Leave-one-group-out accuracy (balanced over the two classes) of an L2 logistic regression."""
     import torch
@@ -249,20 +267,8 @@ def _logreg_accuracy(xs: list[np.ndarray], ys: list[int]) -> float:
         ytr = np.concatenate([np.full(len(xs[i]), ys[i]) for i in tr])
         w_cls = np.where(ytr == 1, 0.5 / max(ytr.mean(), 1e-9), 0.5 / max(1 - ytr.mean(), 1e-9))
         mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-        X = torch.tensor((xtr - mu) / sd, dtype=torch.float32)
-        Y = torch.tensor(ytr, dtype=torch.float32)
-        W = torch.tensor(w_cls, dtype=torch.float32)
-        lin = torch.nn.Linear(X.shape[1], 1)
-        opt = torch.optim.LBFGS(lin.parameters(), max_iter=200)
-
-        def closure():
-            opt.zero_grad()
-            loss = (torch.nn.functional.binary_cross_entropy_with_logits(lin(X)[:, 0], Y, reduction="none") * W).mean()
-            loss = loss + 1e-2 * (lin.weight ** 2).sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        lin = _fit_logreg(torch.tensor((xtr - mu) / sd, dtype=torch.float32), torch.tensor(ytr, dtype=torch.float32),
+                          torch.tensor(w_cls, dtype=torch.float32))
         with torch.no_grad():
             p = lin(torch.tensor((xs[g] - mu) / sd, dtype=torch.float32))[:, 0] > 0
         accs[ys[g]].append(float((p.numpy() == bool(ys[g])).mean()))
