@@ -12,7 +12,7 @@ and the solo clip (never the validation songs). Per set it reports, over the fra
   pitch jumps > 1 semitone), micro-jitter (std of the contour minus its 50 ms moving average);
 - spectral envelope: level-normalised mean log-mel spectrum (dB) and its RMS distance to the real one
   over 100 Hz - 11 kHz, spectral tilt (dB / octave, 200 Hz - 8 kHz), share of energy above 5 kHz, median
-  spectral flatness, Frechet distance of MFCC frame statistics to the real ones;
+  log10 spectral flatness, Frechet distance of MFCC frame statistics to the real ones;
 - a cheap-cue classifier: logistic regression on per-second summary features (MFCC means / stds, deltas,
   flatness, pitch statistics), leave-one-group-out accuracy of telling real from synthetic seconds
   (0.5 = indistinguishable by these cues).
@@ -190,7 +190,7 @@ def active_frames(level_db: np.ndarray, floor_db: float = 30.0) -> np.ndarray:
 
 def _mfcc(logmel: np.ndarray, n: int = 20) -> np.ndarray:
     k = np.arange(N_MELS)
-    dct = np.cos(np.pi / N_MELS * (k[None] + 0.5) * np.arange(n)[:, None])
+    dct = np.cos(np.pi / N_MELS * (k[None] + 0.5) * np.arange(n)[:, None]) * np.sqrt(2.0 / N_MELS)  # orthonormal
     return logmel @ dct.T
 
 
@@ -290,7 +290,7 @@ def summarise(clips: list[dict]) -> dict:
     env = logmel.mean(0)
     return {**cont, "tilt_db_per_octave": float(tilt),
             "energy_above_5k": float(mean_p[freqs > 5000].sum() / mean_p[freqs > 80].sum()),
-            "flatness_median": float(np.median(flat)), "_env": env - env.mean(),
+            "log10_flatness_median": float(np.median(np.log10(flat + 1e-12))), "_env": env - env.mean(),
             "_mfcc": _mfcc(logmel)[:, 1:13]}
 
 

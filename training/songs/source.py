@@ -93,8 +93,7 @@ class SongSource:
         lead = np.zeros((2, total), np.float32)
         backing = np.zeros((2, total), np.float32)
         for line in song.vocals if singing else ():
-            singer = Singer.from_seed(line.singer_seed, line.female, tuple(vc["vibrato_rate_hz"]),
-                                      tuple(vc["vibrato_depth_cents"]))
+            singer = Singer.from_seed(line.singer_seed, line.female, vc.vibrato_rate_hz, vc.vibrato_depth_cents)
             dry = sing(line.notes, singer, t0, total, sr, rng) * np.float32(10 ** (line.gain_db / 20))
             if line.role == "lead":
                 lead += pan_mono(dry, line.pan)
