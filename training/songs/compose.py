@@ -5,6 +5,7 @@ seconds from the start of the song; pitches are MIDI note numbers (vocal pitches
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -566,7 +567,7 @@ class _Composer:
         rng = self.rng
         ends = sorted((b + ln, b) for b, ln, _, _ in mel)
         gaps = []
-        for (e, _), (_, nb) in zip(ends, ends[1:]):
+        for (e, _), (_, nb) in itertools.pairwise(ends):
             if nb - e >= 1.5:
                 gaps.append((e + 0.25, nb - 0.25))
         out: list[tuple[float, float, int, float]] = []
