@@ -180,14 +180,14 @@ def refuse_measurement_data(path: Path, root: Path, cfg: RealVocalsConfig) -> No
 
 def sung_frames(x: np.ndarray, sr: int, floor_db: float) -> np.ndarray:
     """(C, N) -> (N // frame,) bool: 50 ms frames within `floor_db` of the clip's loud level (99th percentile
-    frame), i.e. where the voice sounds (and a fixed -60 dBFS floor against near-silence)."""
+    frame) and above -50 dBFS, i.e. where the voice sounds (an excerpt of reverb tails alone does not)."""
     hop = int(FRAME_S * sr)
     m = x.shape[-1] // hop
     if m == 0:
         return np.zeros(0, bool)
     e = np.mean(np.square(x[..., :m * hop], dtype=np.float64).reshape(-1, m, hop), axis=(0, 2))
     loud = np.percentile(e, 99)
-    return (e > loud * 10 ** (floor_db / 10)) & (e > 1e-6)
+    return e > max(loud * 10 ** (floor_db / 10), 1e-5)
 
 
 @dataclass(frozen=True)
