@@ -11,10 +11,12 @@ median over tracks. Estimates scored side by side:
            own STFT, applied to the mixture STFT (the ceiling of magnitude masking at that resolution)
 
 DATA: musdb:/path (MUSDB18 .stem.mp4, test subset unless --subset), musdb-hq:/path (wav), folder:/path
-(<track>/<stem>.wav|flac; mixture.* optional, else the sum of the stems; `accompaniment` may be given
-as a reference) or demo (the MUSDB18 preview shipped in stempeg). The mixture file is separated as
-given (it may be a mastered mix, not the sum of the stems); the stem files are the references. A
-model stem without a reference file (e.g. accompaniment) is built from its parts (config stems.merges).
+(<track>/<stem>.wav|flac|ogg, or one such track folder itself; mixture.* optional, else the sum of the
+stems; `accompaniment` may be given as a reference), demo (the MUSDB18 preview shipped in stempeg) or
+eif-valid[:/shared/data] (the 16 fixed 12 s excerpts of the eif validation songs Caesium and Francium
+where vocals sound, config real_vocals.valid_excerpts; mixture = vocals + accompaniment). The mixture
+file is separated as given (it may be a mastered mix, not the sum of the stems); the stem files are the
+references. A model stem without a reference file (e.g. accompaniment) is built from its parts (config stems.merges).
 
     python -m tools.evaluate demo --baseline mixture --baseline oracle --json demo.json
 """
@@ -38,7 +40,7 @@ from .separate import SeparateConfig, separate_audio
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 ESTIMATES = ("mixture", "model", "oracle")
-AUDIO_SUFFIXES = (".wav", ".flac")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 @dataclass
@@ -65,10 +67,11 @@ def demo_tracks() -> Iterator[Track]:
 
 def folder_tracks(root: Path) -> Iterator[Track]:
     if not root.is_dir():
-        raise UserError(f"folder:{root}: expected a folder of <track>/<stem>.wav|flac, found no such folder")
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and _stem_files(d))
+        raise UserError(f"folder:{root}: expected a folder of <track>/<stem>.wav|flac|ogg, found no such folder")
+    # A folder that holds stem files itself is one track (e.g. folder:../shared/data/eif/Caesium).
+    dirs = [root] if _stem_files(root) else sorted(d for d in root.iterdir() if d.is_dir() and _stem_files(d))
     if not dirs:
-        raise UserError(f"folder:{root}: expected <track>/<stem>.wav|flac subfolders, found none")
+        raise UserError(f"folder:{root}: expected <track>/<stem>.wav|flac|ogg subfolders, found none")
     for d in dirs:
         files = _stem_files(d)
         audio, rates = {}, set()
@@ -105,15 +108,30 @@ def musdb_tracks(root: Path, hq: bool, subset: str) -> Iterator[Track]:
         yield Track(t.name, int(t.rate), np.asarray(t.audio, np.float32), refs)
 
 
+def eif_valid_tracks(root: str | None) -> Iterator[Track]:
+    """The fixed vocal-sounding excerpts of the eif validation songs (config `real_vocals.valid_excerpts`),
+    each a track whose mixture is vocals + accompaniment sample for sample."""
+    from training.real_vocals import RealValidTracks, RealVocalsConfig, find_data_root
+
+    cfg = RealVocalsConfig.from_dict(None)
+    src = RealValidTracks(find_data_root(root, cfg.root), 44100, cfg)
+    for i in range(len(src)):
+        voc, acc = src.read(i, ["vocals", "accompaniment"], 0, src.length)
+        refs = {"vocals": np.ascontiguousarray(voc.T), "accompaniment": np.ascontiguousarray(acc.T)}
+        yield Track(src.track_name(i), src.sample_rate, refs["vocals"] + refs["accompaniment"], refs)
+
+
 def open_data(spec: str, subset: str = "test") -> Iterator[Track]:
     if spec == "demo":
         return demo_tracks()
     kind, _, path = spec.partition(":")
+    if kind == "eif-valid":
+        return eif_valid_tracks(path or None)
     if kind == "folder" and path:
         return folder_tracks(Path(path))
     if kind in ("musdb", "musdb-hq") and path:
         return musdb_tracks(Path(path), kind == "musdb-hq", subset)
-    raise UserError(f"data: expected demo, folder:/path, musdb:/path or musdb-hq:/path, got {spec!r}")
+    raise UserError(f"data: expected demo, eif-valid[:/path], folder:/path, musdb:/path or musdb-hq:/path, got {spec!r}")
 
 
 # -- references and estimates ----------------------------------------------------------------------
@@ -232,7 +250,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m tools.evaluate", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help="demo | folder:/path | musdb:/path | musdb-hq:/path")
+    p.add_argument("data", help="demo | eif-valid[:/path] | folder:/path | musdb:/path | musdb-hq:/path")
     p.add_argument("--subset", default="test", choices=("train", "test"), help="MUSDB18 subset (default test)")
     p.add_argument("--checkpoint", help="separator checkpoint (default: model/weights/streaming_default.ckpt "
                    "when it exists, else the `streaming` preset with RANDOM weights)")

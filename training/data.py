@@ -9,6 +9,9 @@ is the mixture. `--data` specs name sources:
                                  otherwise the last `valid_fraction` of the tracks (sorted) validate
     synthetic                    generated stems (training.synthetic): tests and smoke runs only
     songs                        realistic rendered songs (training.songs.SongSource), rendered on the fly
+    real-vocals[:/path]          real vocals of ../shared/data over rendered / real accompaniment; validates on
+                                 the eif validation songs (training.real_vocals)
+    eif-valid[:/path]            validation only: the eif validation songs (real mixtures)
 
 A training item is a pure function of (seed, key): the trainer asks for key = step * B * W + rank * B + i,
 so data order and augmentation do not depend on workers, global RNG or where a run was resumed.
@@ -275,8 +278,8 @@ def musdb_sources(root: Path, split: str, is_wav: bool, sample_rate: int) -> Sou
     return MusdbStemTracks(f"{scheme}:{root}/{split}", list(db.tracks), sample_rate)
 
 
-def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, seed: int) -> Source:
-    """One `--data` spec and split ('train' | 'valid') -> Source."""
+def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, seed: int) -> Source | None:
+    """One `--data` spec and split ('train' | 'valid') -> Source (None: the spec only validates)."""
     scheme, _, path = spec.partition(":")
     if scheme == "synthetic":
         n = data_cfg.synthetic_tracks if split == "train" else data_cfg.synthetic_valid
@@ -284,6 +287,10 @@ def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, 
     if scheme == "songs":
         from_songs = _song_indices(split, data_cfg, seed, sample_rate)
         return SongTracks(from_songs, seed, sample_rate, data_cfg.songs_seconds, split)
+    if scheme in ("real-vocals", "eif-valid"):  # real vocals of ../shared/data (training/real_vocals.py)
+        from .real_vocals import build_real_source
+
+        return build_real_source(scheme, path, split, sample_rate, seed, data_cfg.songs_valid)
     if scheme in ("musdb", "musdb-hq", "folder"):
         if not path:
             raise DataError(f"--data {spec!r}: expected {scheme}:/path/to/dataset")
@@ -293,7 +300,8 @@ def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, 
         if scheme == "folder":
             return folder_sources(root, split, data_cfg.valid_fraction, sample_rate)
         return musdb_sources(root, split, scheme == "musdb-hq", sample_rate)
-    raise DataError(f"--data {spec!r}: expected musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs")
+    raise DataError(f"--data {spec!r}: expected musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic, songs, "
+                    "real-vocals[:PATH] or eif-valid[:PATH]")
 
 
 def _song_indices(split: str, data_cfg: DataConfig, seed: int, sample_rate: int) -> list[int]:
@@ -450,8 +458,10 @@ def build_datasets(specs: list[str], targets: tuple[str, ...], merges: dict[str,
     """`--data` specs -> (training set, validation set). `frames`: network frames of a train / valid segment."""
     if not specs:
         raise DataError("no --data given; expected musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs")
-    train = [build_source(s, "train", data_cfg, sample_rate, seed) for s in specs]
+    train = [x for x in (build_source(s, "train", data_cfg, sample_rate, seed) for s in specs) if x is not None]
     valid = [build_source(s, "valid", data_cfg, sample_rate, seed) for s in specs]
+    if not train:
+        raise DataError(f"--data {' '.join(specs)}: these only validate; expected a training source too")
     return (TrainSegments(train, targets, merges, segment, augment, seed, frames[0], n_freq),
             ValidSegments(valid, targets, merges, valid_segment, per_track, frames[1], n_freq))
 

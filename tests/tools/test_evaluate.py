@@ -83,3 +83,34 @@ def test_missing_reference(tmp_path, capsys):
     sf.write(d / "drums.wav", np.zeros((44100, 2), np.float32), 44100)
     line = one_line_error(capsys, main([f"folder:{tmp_path / 'data'}", "--preset", "tiny"]))
     assert "vocals" in line
+
+
+def test_one_track_folder_of_ogg_vocals_and_accompaniment(tmp_path):
+    # The eif layout: <song>/{vocals,accompaniment}.ogg without a mixture file; the folder itself is the track.
+    stems = stem_signals(1.0)
+    d = tmp_path / "Song"
+    d.mkdir()
+    acc = stems["drums"] + stems["bass"] + stems["other"]
+    sf.write(d / "vocals.ogg", stems["vocals"], 44100, format="OGG", subtype="VORBIS")
+    sf.write(d / "accompaniment.ogg", acc, 44100, format="OGG", subtype="VORBIS")
+    (track,) = list(folder_tracks(d))
+    assert track.name == "Song" and set(track.references) == {"vocals", "accompaniment"}
+    np.testing.assert_allclose(track.mixture, track.references["vocals"] + track.references["accompaniment"])
+    assert np.abs(track.references["vocals"] - stems["vocals"]).mean() < 0.02  # lossy, but the same signal
+
+
+def test_eif_valid_yields_the_fixed_excerpts_as_exact_mixtures():
+    from training.data import DataError
+    from training.real_vocals import find_data_root
+
+    try:
+        find_data_root()
+    except DataError as e:
+        pytest.skip(f"no shared data folder: {e}")
+    from tools.evaluate import open_data
+
+    tracks = list(open_data("eif-valid"))
+    assert len(tracks) == 16 and {t.name.split("@")[0] for t in tracks} == {"Caesium", "Francium"}
+    t = tracks[0]
+    assert t.mixture.shape == (12 * 44100, 2) and t.rate == 44100
+    np.testing.assert_array_equal(t.mixture, t.references["vocals"] + t.references["accompaniment"])

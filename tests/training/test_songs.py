@@ -11,6 +11,8 @@ import soundfile as sf
 
 import model
 from training.songs import STEMS, SongSource
+from training.songs.compose import Note, Part
+from training.songs.instruments import render_stems
 from training.songs.production import linked_limiter_gain
 from training.songs.voice import Singer, sing
 
@@ -113,6 +115,32 @@ def test_sung_pitch_follows_the_composed_melody(source):
         if checked == 3:
             break
     assert checked >= 2
+
+
+def test_several_voices_and_a_lead_instrument_in_the_vocal_register(source):
+    roles: set[str] = set()
+    overlapping, bends = 0, 0
+    for index in range(20):
+        song, _, _ = source.plan(index)
+        roles |= {v.role for v in song.vocals}
+        sung = [n for v in song.vocals if v.role == "lead" for n in v.notes]
+        for part in (p for p in song.parts if p.name == "lead"):
+            bends += len(part.bends)
+            # instrument notes sounding at the same time as the voice, within a fifth of its pitch
+            overlapping += sum(any(v.start < n.start + n.duration and n.start < v.start + v.duration
+                                   and abs(n.pitch - v.pitch) <= 7 for v in sung) for n in part.notes)
+    assert {"lead", "double", "harmony", "backing"} <= roles, roles
+    assert overlapping > 20 and bends > 0, (overlapping, bends)
+
+
+def test_pitch_wheel_bends_the_instrument_by_the_asked_semitones():
+    font = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+    if not Path(font).is_file():
+        pytest.skip(f"{font} is not installed (fluid-soundfont-gm)")
+    part = Part("lead", "other", 4, 73, 0, 0.0, 100, [Note(0.1, 1.8, 69, 100)], [(0.0, 0.0), (1.0, 1.0)])
+    x = render_stems([part], font, 0.0, 2 * SR, SR)["other"].mean(0)
+    assert abs(_pitch_midi(x[int(0.4 * SR):int(0.8 * SR)], SR) - 69) < 0.3
+    assert abs(_pitch_midi(x[int(1.3 * SR):int(1.7 * SR)], SR) - 70) < 0.3
 
 
 def test_render_cli_writes_stems_whose_sum_is_the_mixture(tmp_path):

@@ -5,6 +5,7 @@ seconds from the start of the song; pitches are MIDI note numbers (vocal pitches
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,11 +98,13 @@ class Part:
     pan: float
     volume: int
     notes: list[Note] = field(default_factory=list)
+    bends: list[tuple[float, float]] = field(default_factory=list)  # (seconds, semitones) pitch-wheel breakpoints
 
 
 @dataclass
 class VocalLine:
-    """A sung line: lead, double or harmony, with the singer's identity and its place in the stereo field."""
+    """A sung line (lead, double, harmony, octave, backing, adlib) with the singer's identity and its place in
+    the stereo field. Every role but `lead` goes to the backing vocal bus."""
 
     role: str
     singer_seed: int
@@ -210,7 +213,7 @@ class _Composer:
         # Per-part instrument choice for the whole song.
         programs = {name: int(_pick(rng, list(cfg.programs[name]))) for name in cfg.programs}
         kit = int(_pick(rng, list(cfg.drum_kits)))
-        female = bool(rng.random() < cfg.vocals["female_probability"])
+        female = bool(rng.random() < cfg.vocals.female_probability)
         singer_seed = int(rng.integers(2**31))
         lo = int(rng.integers(53, 59)) if female else int(rng.integers(43, 49))
         vocal_range = (lo, lo + int(rng.integers(14, 19)))
@@ -255,16 +258,43 @@ class _Composer:
         if self.groove == "reggae":
             comp_style = "offbeat"
         arp_rate = float(_pick(rng, [0.5, 0.25, 0.5]))
-        lead_range = (int(rng.integers(60, 70)),)
-        lead_range = (lead_range[0], lead_range[0] + 19)
+        if rng.random() < cfg.lead.vocal_register_probability:  # the instrument sings along in the same register
+            lo_lead = vocal_range[0] + int(rng.integers(-2, 5))
+        else:
+            lo_lead = int(rng.integers(60, 70))
+        lead_range = (lo_lead, lo_lead + 17)
+        lead_modes = list(cfg.lead.modes)
+        lead_w = np.array([cfg.lead.modes[m] for m in lead_modes])
 
+        vc = cfg.vocals
         lead = VocalLine("lead", singer_seed, female, float(rng.uniform(-0.05, 0.05)), 0.0)
-        doubles = rng.random() < cfg.vocals["double_probability"]
-        harmony = rng.random() < cfg.vocals["harmony_probability"]
-        double = VocalLine("double", singer_seed + 1, female, float(rng.choice([-1, 1]) * rng.uniform(0.3, 0.7)),
-                           float(rng.uniform(-9, -4)))
-        harm = VocalLine("harmony", singer_seed + 2, female, float(rng.choice([-1, 1]) * rng.uniform(0.2, 0.6)),
-                         float(rng.uniform(-11, -5)))
+        # Doubles are the same singer's other takes; harmonies and backing are stacked by the lead singer or
+        # sung by someone else; the octave double is a singer of the other sex.
+        doubles = rng.random() < vc.double_probability
+        side = float(rng.choice([-1, 1]))
+        if rng.random() < vc.double_pair_probability:
+            width = float(rng.uniform(0.5, 0.95))
+            dbl = [VocalLine("double", singer_seed, female, side * width, float(rng.uniform(-10, -5))),
+                   VocalLine("double", singer_seed, female, -side * width, float(rng.uniform(-10, -5)))]
+        else:
+            dbl = [VocalLine("double", singer_seed, female, side * float(rng.uniform(0.3, 0.7)),
+                             float(rng.uniform(-9, -4)))]
+        harmony = rng.random() < vc.harmony_probability
+        verse_harmony = harmony and rng.random() < vc.verse_harmony_probability
+        other_seed = int(rng.integers(2**31))
+        harm_seed = other_seed if rng.random() < vc.second_singer_probability else singer_seed
+        harm = VocalLine("harmony", harm_seed, female, float(-side * rng.uniform(0.2, 0.6)), float(rng.uniform(-11, -5)))
+        octave = rng.random() < vc.octave_double_probability
+        octv = VocalLine("octave", int(rng.integers(2**31)), not female, float(rng.uniform(-0.3, 0.3)),
+                         float(rng.uniform(-12, -7)))
+        backing = rng.random() < vc.backing_probability
+        back_seed = other_seed if rng.random() < vc.second_singer_probability else singer_seed
+        n_back = int(rng.integers(2, 4))
+        back = [VocalLine("backing", back_seed + k, female, float(p), float(rng.uniform(-16, -10)))
+                for k, p in enumerate(np.linspace(-1, 1, n_back) * rng.uniform(0.4, 0.85))]
+        back_vowel = _pick(rng, ["u", "u", "o", "a", "ah"])
+        adlibs = rng.random() < vc.adlib_probability
+        adlib = VocalLine("adlib", singer_seed, female, float(rng.uniform(-0.35, 0.35)), float(rng.uniform(-8, -3)))
         melodies: dict[str, list[tuple[float, float, int, float]]] = {}
         for sec, seq, sbeat in chords:
             bars = round((sec.end - sec.start) / self.spb / 4)
@@ -278,10 +308,7 @@ class _Composer:
                 by_name["arp"].notes += self.arp(seq, arp_rate)
             if "pad" in sec.parts:
                 by_name["pad"].notes += self.pad(seq)
-            if "lead" in sec.parts:
-                solo = sec.kind == "solo" or "vocals" not in sec.parts
-                mel = self.melody(seq, sbeat, bars, lead_range, dense=solo, sparse=not solo)
-                by_name["lead"].notes += [self.note(b, ln, p, 95 * v, 0.5) for b, ln, p, v in mel]
+            mel = None
             if "vocals" in sec.parts:
                 if sec.kind not in melodies:
                     hi_shift = 3 if sec.kind == "chorus" else 0
@@ -290,11 +317,34 @@ class _Composer:
                                           self.melody(seq, sbeat, bars, rng_v, dense=False, sparse=False)]
                 mel = [(b + sbeat, ln, p, v) for b, ln, p, v in melodies[sec.kind]]
                 lead.notes += self.sing(mel)
-                if sec.kind == "chorus" and doubles:
-                    double.notes += self.sing(mel, late=0.012)
-                if sec.kind == "chorus" and harmony:
+                chorus = sec.kind == "chorus"
+                if chorus and doubles:
+                    for line in dbl:
+                        line.notes += self.sing(mel, late=float(rng.uniform(0.005, 0.02)))
+                if (chorus and harmony) or (verse_harmony and sec.kind in ("verse", "prechorus")):
                     harm.notes += self.sing([(b, ln, self.harmonise(p), v) for b, ln, p, v in mel], late=0.008)
-        vocals = [line for line in (lead, double, harm) if line.notes]
+                if chorus and octave:
+                    octv.notes += self.sing([(b, ln, p + (12 if not female else -12), v) for b, ln, p, v in mel],
+                                            late=0.01)
+                if backing and sec.kind in ("chorus", "bridge", "outro"):
+                    for k, line in enumerate(back):
+                        line.notes += self.backing_chord(seq, vocal_range, k, len(back), back_vowel)
+                if adlibs and sec.kind in ("chorus", "outro"):
+                    adlib.notes += self.adlib(mel, seq, sbeat, bars, vocal_range)
+            if "lead" in sec.parts:
+                solo = sec.kind == "solo" or mel is None
+                mode = "solo" if solo else lead_modes[int(rng.choice(len(lead_modes), p=lead_w / lead_w.sum()))]
+                if mode == "double" and mel:  # the instrument plays the vocal melody, in its own octave
+                    shift = 12 * round((np.mean(lead_range) - np.mean([p for _, _, p, _ in mel])) / 12)
+                    lmel = [(b, ln, p + shift, v) for b, ln, p, v in mel]
+                else:
+                    lmel = self.melody(seq, sbeat, bars, lead_range, dense=solo, sparse=mode == "counter")
+                if mode == "answer" and mel:  # only in the voice's rests
+                    lmel = [x for x in lmel if not any(b < x[0] + x[1] and x[0] < b + ln for b, ln, _, _ in mel)]
+                notes = [self.note(b, ln, p, 95 * v, 0.5) for b, ln, p, v in lmel]
+                by_name["lead"].notes += notes
+                by_name["lead"].bends += self.expression(notes, programs["lead"])
+        vocals = [line for line in (lead, *dbl, harm, octv, *back, adlib) if line.notes]
         parts = [p for p in parts if p.notes]
         return Song(self.name, self.tempo, self.tonic, self.mode, self.groove, self.soundfont, sections, parts,
                     vocals, duration)
@@ -494,6 +544,73 @@ class _Composer:
                 beat = b + out[-1][1]
             beat = float(np.ceil((beat + float(_pick(rng, [0.5, 1.0, 1.5]))) * 2) / 2)
             idx = int(np.clip(idx + rng.integers(-2, 3), 0, len(scale_pitches) - 1))
+        return out
+
+    def backing_chord(self, seq: list[_Chord], vocal_range: tuple[int, int], k: int, voices: int,
+                      vowel: str) -> list[VocalNote]:
+        """Voice k of `voices` sustained "oohs / aahs" backing singers: one chord tone per chord, held."""
+        rng = self.rng
+        centre = (vocal_range[0] + vocal_range[1]) // 2
+        out = []
+        for ch in seq:
+            v = self.voicing(ch, centre)
+            p = v[min(k, len(v) - 1)] if voices <= len(v) else v[k % len(v)] + 12 * (k // len(v))
+            start = self.t(ch.start) + float(rng.normal(0.02, 0.015))
+            dur = ch.length * self.spb * float(rng.uniform(0.85, 0.97))
+            onset = _pick(rng, ["", "", "w", "m", "h"])
+            out.append(VocalNote(start, dur, float(p), float(rng.uniform(0.55, 0.8)), onset, vowel, ""))
+        return out
+
+    def adlib(self, mel: list[tuple[float, float, int, float]], seq: list[_Chord], sbeat: float, bars: int,
+              vocal_range: tuple[int, int]) -> list[VocalNote]:
+        """Short melismatic runs high in the singer's range, in rests of the lead melody of at least 1.5 beats."""
+        rng = self.rng
+        ends = sorted((b + ln, b) for b, ln, _, _ in mel)
+        gaps = []
+        for (e, _), (_, nb) in itertools.pairwise(ends):
+            if nb - e >= 1.5:
+                gaps.append((e + 0.25, nb - 0.25))
+        out: list[tuple[float, float, int, float]] = []
+        top = [p for p in range(vocal_range[1] - 6, vocal_range[1] + 3) if (p - self.tonic) % 12 in self.scale]
+        for a, b in gaps:
+            if rng.random() < 0.5 or not top:
+                continue
+            beat, idx = a, int(rng.integers(len(top)))
+            step = float(_pick(rng, [0.25, 0.25, 0.5]))
+            while beat + step <= b and len(out) < 64:
+                out.append((beat, step * 0.95, top[idx], float(rng.uniform(0.6, 0.9))))
+                idx = int(np.clip(idx + int(rng.choice([-1, -1, 1])), 0, len(top) - 1))
+                beat += step
+                if rng.random() < 0.25:
+                    break
+        notes = self.sing(out)
+        # Melismas: every note after the first of a run continues the syllable.
+        return [n if i == 0 or notes[i - 1].start + notes[i - 1].duration < n.start - 0.08 else
+                VocalNote(n.start, n.duration, n.pitch, n.velocity, "", notes[i - 1].vowel, "", True)
+                for i, n in enumerate(notes)]
+
+    def expression(self, notes: list[Note], program: int) -> list[tuple[float, float]]:
+        """Pitch-wheel breakpoints (seconds, semitones) for an instrument melody: scoops and bends into notes
+        (guitars bend up to 2 semitones, horns / strings / synths scoop), and delayed vibrato on long notes."""
+        rng, lc = self.rng, self.cfg.lead
+        guitar = 24 <= program <= 31
+        out: list[tuple[float, float]] = []
+        for n in notes:
+            t0, t1 = n.start, n.start + n.duration
+            if rng.random() < lc.bend_probability:
+                depth = float(_pick(rng, [1.0, 2.0])) if guitar else float(rng.uniform(0.3, 1.0))
+                out += [(t0, -depth), (t0 + float(rng.uniform(0.05, 0.15)), 0.0)]
+            else:
+                out.append((t0, 0.0))
+            if n.duration >= 0.35 and rng.random() < lc.vibrato_probability:
+                cents = float(rng.uniform(*lc.vibrato_cents))
+                rate = float(rng.uniform(5.0, 6.8))
+                start = t0 + float(rng.uniform(0.12, 0.3))
+                times = np.arange(start, t1, 0.015)
+                ramp = np.clip((times - start) / 0.25, 0, 1)
+                out += [(float(t), float(cents / 100 * r * np.sin(2 * np.pi * rate * (t - start))))
+                        for t, r in zip(times, ramp)]
+                out.append((t1, 0.0))
         return out
 
     def harmonise(self, pitch: int) -> int:

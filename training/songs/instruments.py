@@ -70,30 +70,39 @@ def render_parts(parts: list[Part], synth, sfid: int, start: float, n: int, samp
         synth.all_sounds_off(ch)
     synth.system_reset()
     end = start + n / sample_rate
-    events: list[tuple[int, int, int, int, int]] = []  # (sample, order, channel, key, velocity)
+    events: list[tuple[int, int, int, int, int]] = []  # (sample, order, channel, key | bend, velocity)
     for part in parts:
         bank = part.bank
         if synth.program_select(part.channel, sfid, bank, part.program) != 0:
             synth.program_select(part.channel, sfid, bank, 0)
         synth.cc(part.channel, 7, int(part.volume))
         synth.cc(part.channel, 10, int(np.clip(64 + 63 * part.pan, 0, 127)))
+        if part.bends:  # RPN 0: pitch-wheel range +-2 semitones (the GM default, set explicitly)
+            for cc, v in ((101, 0), (100, 0), (6, 2), (38, 0), (101, 127), (100, 127)):
+                synth.cc(part.channel, cc, v)
+            before = [b for b in part.bends if b[0] < start]
+            for t, semis in ([max(before)] if before else []) + [b for b in part.bends if start <= b[0] < end]:
+                value = int(np.clip(round(semis / 2.0 * 8192), -8192, 8191))
+                events.append((max(0, round((t - start) * sample_rate)), 1, part.channel, value, 0))
         for note in part.notes:
             s, e = note.start, note.start + note.duration
             if e <= start or s >= end:
                 continue
-            events.append((max(0, round((s - start) * sample_rate)), 1, part.channel, note.pitch, note.velocity))
+            events.append((max(0, round((s - start) * sample_rate)), 2, part.channel, note.pitch, note.velocity))
             if e < end:
                 events.append((round((e - start) * sample_rate), 0, part.channel, note.pitch, 0))
     events.sort()
     out = np.zeros((2, n), np.float32)
     left, right = out[0].ctypes.data, out[1].ctypes.data
     pos = 0
-    for sample, _, ch, key, vel in events:
+    for sample, order, ch, key, vel in events:
         sample = min(sample, n)
         if sample > pos:
             write(synth.synth, sample - pos, left + 4 * pos, 0, 1, right + 4 * pos, 0, 1)
             pos = sample
-        if vel:
+        if order == 1:
+            synth.pitch_bend(ch, key)
+        elif vel:
             synth.noteon(ch, key, vel)
         else:
             synth.noteoff(ch, key)

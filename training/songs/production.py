@@ -10,6 +10,7 @@ from pedalboard import (
     Chorus,
     Compressor,
     Delay,
+    Distortion,
     HighpassFilter,
     HighShelfFilter,
     LowpassFilter,
@@ -31,19 +32,31 @@ def _run(board: Pedalboard, x: np.ndarray, sr: int) -> np.ndarray:
 
 
 def vocal_chain(x: np.ndarray, rng: np.random.Generator, sr: int, tempo: float, lead: bool) -> np.ndarray:
-    """(2, N) dry vocal bus -> produced vocal: high-pass, presence and air EQ, compression, reverb, delay."""
+    """(2, N) dry vocal bus -> produced vocal, as commercial mixes treat a lead or a backing bus.
+
+    High-pass (higher on backing), a low-mid cut, presence and air EQ, sometimes saturation, compression
+    (harder on backing), chorus widening on some backing buses, a tempo-synced delay on some leads, reverb
+    (wetter on backing)."""
     fx = [
-        HighpassFilter(float(rng.uniform(70, 150))),
-        PeakFilter(float(rng.uniform(2000, 5000)), float(rng.uniform(0.0, 4.0)), float(rng.uniform(0.7, 1.5))),
-        HighShelfFilter(float(rng.uniform(3500, 6000)), float(rng.uniform(6.0, 14.0)), 0.7),
-        Compressor(float(rng.uniform(-26, -14)), float(rng.uniform(2.5, 6.0)), float(rng.uniform(2, 10)),
-                   float(rng.uniform(50, 160))),
+        HighpassFilter(float(rng.uniform(70, 150) if lead else rng.uniform(150, 350))),
+        PeakFilter(float(rng.uniform(200, 500)), float(rng.uniform(-4.0, 0.0)), 1.0),
+        PeakFilter(float(rng.uniform(2000, 5000)), float(rng.uniform(-1.0, 3.0)), float(rng.uniform(0.7, 1.5))),
+        HighShelfFilter(float(rng.uniform(6000, 10000)), float(rng.uniform(0.0, 5.0)), 0.7),
     ]
+    if rng.random() < 0.3:  # preamp / tape colour
+        fx.append(Distortion(float(rng.uniform(2.0, 10.0))))
+    fx.append(Compressor(float(rng.uniform(-26, -14) if lead else rng.uniform(-30, -20)),
+                         float(rng.uniform(2.5, 6.0) if lead else rng.uniform(4.0, 8.0)),
+                         float(rng.uniform(2, 10)), float(rng.uniform(50, 160))))
+    if not lead and rng.random() < 0.4:
+        fx.append(Chorus(float(rng.uniform(0.2, 1.0)), float(rng.uniform(0.1, 0.3)), 8.0, 0.0,
+                         float(rng.uniform(0.3, 0.5))))
     if lead and rng.random() < 0.35:
         beat = 60.0 / tempo
         fx.append(Delay(float(beat * rng.choice([0.5, 0.75, 1.0])), float(rng.uniform(0.15, 0.4)),
                         float(rng.uniform(0.05, 0.18))))
-    fx.append(Reverb(float(rng.uniform(0.2, 0.85)), float(rng.uniform(0.2, 0.7)), float(rng.uniform(0.06, 0.3)),
+    wet = rng.uniform(0.06, 0.3) if lead else rng.uniform(0.15, 0.4)
+    fx.append(Reverb(float(rng.uniform(0.2, 0.85)), float(rng.uniform(0.2, 0.7)), float(wet),
                      1.0, float(rng.uniform(0.5, 1.0))))
     return _run(Pedalboard(fx), x, sr)
 

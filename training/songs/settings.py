@@ -10,6 +10,46 @@ from model import ConfigError, load_config
 
 
 @dataclass(frozen=True)
+class VocalsConfig:
+    """`songs.vocals`: who sings what (see config.yaml)."""
+
+    female_probability: float
+    double_probability: float
+    double_pair_probability: float
+    harmony_probability: float
+    verse_harmony_probability: float
+    octave_double_probability: float
+    backing_probability: float
+    adlib_probability: float
+    second_singer_probability: float
+    vibrato_rate_hz: tuple[float, float]
+    vibrato_depth_cents: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class LeadConfig:
+    """`songs.lead`: the melodic instrument that shares the singer's register (see config.yaml)."""
+
+    vocal_register_probability: float
+    modes: dict[str, float]
+    bend_probability: float
+    vibrato_probability: float
+    vibrato_cents: tuple[float, float]
+
+
+def _section(cls: type, d: Any, where: str) -> Any:
+    """A mapping -> frozen dataclass `cls`, every field required, [a, b] lists as tuples."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    if set(d) != names:
+        raise ConfigError(f"{where}: unknown keys {sorted(set(d) - names)}, missing keys {sorted(names - set(d))}")
+    return cls(**{k: (tuple(float(x) for x in v) if isinstance(v, list) else
+                      {str(a): float(b) for a, b in v.items()} if isinstance(v, dict) else float(v))
+                  for k, v in d.items()})
+
+
+@dataclass(frozen=True)
 class SongsConfig:
     """Defaults of the song engine (see the `songs` section of config.yaml for what each means)."""
 
@@ -24,7 +64,8 @@ class SongsConfig:
     drum_kits: tuple[int, ...]
     programs: dict[str, tuple[int, ...]]
     part_probability: dict[str, dict[str, float]]
-    vocals: dict[str, Any]
+    vocals: VocalsConfig
+    lead: LeadConfig
     mix: dict[str, Any]
 
     @classmethod
@@ -56,7 +97,8 @@ class SongsConfig:
             programs={str(k): tuple(int(p) for p in v) for k, v in d["programs"].items()},
             part_probability={str(k): {str(p): float(x) for p, x in v.items()} for k, v in
                               d["part_probability"].items()},
-            vocals=dict(d["vocals"]),
+            vocals=_section(VocalsConfig, d["vocals"], "songs.vocals"),
+            lead=_section(LeadConfig, d["lead"], "songs.lead"),
             mix=dict(d["mix"]),
         )
         bad_modes = set(cfg.modes) - set(MODES)
@@ -64,6 +106,8 @@ class SongsConfig:
         if bad_modes or bad_grooves:
             raise ConfigError(f"songs config: unknown modes {sorted(bad_modes)} / grooves {sorted(bad_grooves)}; "
                               f"expected modes from {sorted(MODES)} and grooves from {sorted(GROOVES)}")
+        if set(cfg.lead.modes) - {"counter", "answer", "double"} or sum(cfg.lead.modes.values()) <= 0:
+            raise ConfigError(f"songs.lead.modes: expected weights for counter, answer, double; got {cfg.lead.modes}")
         if set(cfg.programs) != {"bass", "chords", "arp", "pad", "lead"}:
             raise ConfigError(f"songs config: programs expects bass, chords, arp, pad, lead; got {sorted(cfg.programs)}")
         if not cfg.available_soundfonts():

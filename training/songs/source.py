@@ -69,8 +69,17 @@ class SongSource:
         song, start, rng = self.plan(index)
         return self.render(song, start, rng)
 
-    def render(self, song: Song, start: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Render `self.seconds` of `song` from `start` (a pre-roll is rendered and dropped)."""
+    def accompaniment(self, index: int) -> np.ndarray:
+        """The excerpt of song `index` without its singing: drums + bass + other, mixed and limited as
+        `song(index)` would (but levelled without a vocal) -> (2, N) float32. Not the same draw as `song`."""
+        song, start, rng = self.plan(index)
+        stems = self.render(song, start, rng, singing=False)
+        return np.sum([stems[k] for k in ("drums", "bass", "other")], axis=0, dtype=np.float32)
+
+    def render(self, song: Song, start: float, rng: np.random.Generator, singing: bool = True) -> dict[str, np.ndarray]:
+        """Render `self.seconds` of `song` from `start` (a pre-roll is rendered and dropped).
+
+        `singing=False` skips the singing (a silent vocal stem), for real vocals over this accompaniment."""
         sr, n = self.sample_rate, self.length
         pre = round(self.config.preroll_seconds * sr)
         t0 = start - pre / sr
@@ -83,15 +92,14 @@ class SongSource:
         vc = self.config.vocals
         lead = np.zeros((2, total), np.float32)
         backing = np.zeros((2, total), np.float32)
-        for line in song.vocals:
-            singer = Singer.from_seed(line.singer_seed, line.female, tuple(vc["vibrato_rate_hz"]),
-                                      tuple(vc["vibrato_depth_cents"]))
+        for line in song.vocals if singing else ():
+            singer = Singer.from_seed(line.singer_seed, line.female, vc.vibrato_rate_hz, vc.vibrato_depth_cents)
             dry = sing(line.notes, singer, t0, total, sr, rng) * np.float32(10 ** (line.gain_db / 20))
             if line.role == "lead":
                 lead += pan_mono(dry, line.pan)
             else:
                 backing += pan_mono(dry, line.pan)
-        vocals = vocal_chain(lead, rng, sr, song.tempo, lead=True)
+        vocals = vocal_chain(lead, rng, sr, song.tempo, lead=True) if singing else lead
         if np.any(backing):
             vocals += vocal_chain(backing, rng, sr, song.tempo, lead=False)
         stems["vocals"] = vocals[:, pre:]

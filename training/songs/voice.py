@@ -107,10 +107,16 @@ class Singer:
     portamento: float
     drift_cents: float
     ring: float  # "singer's formant": how much F3..F5 cluster near 3 kHz
+    intonation_cents: float = 0.0  # std of a note's tuning offset (sung slightly sharp / flat)
+    overshoot: float = 0.0  # fraction of an interval a legato transition overshoots before settling
+    straight_share: float = 0.0  # share of long notes sung without vibrato
+    falloff: float = 0.0  # chance that a phrase-final note falls off in pitch
+    air: float = 0.0  # gain of the high-frequency (above ~3.5 kHz) source branch: breath and brilliance
+    closing: float = 0.38  # glottal closing phase, as a fraction of the open phase (shorter: brighter)
 
     @staticmethod
-    def from_seed(seed: int, female: bool, vibrato_rate: tuple[float, float] = (4.3, 6.8),
-                  vibrato_depth: tuple[float, float] = (15.0, 90.0)) -> Singer:
+    def from_seed(seed: int, female: bool, vibrato_rate: tuple[float, float] = (5.0, 7.5),
+                  vibrato_depth: tuple[float, float] = (10.0, 60.0)) -> Singer:
         r = np.random.default_rng(seed)
         return Singer(
             female=female,
@@ -122,14 +128,20 @@ class Singer:
             vibrato_delay=float(r.uniform(0.12, 0.4)),
             jitter=float(r.uniform(0.002, 0.01)),
             shimmer=float(r.uniform(0.02, 0.08)),
-            breathiness=float(r.uniform(0.03, 0.2) if female else r.uniform(0.01, 0.12)),
+            breathiness=float(r.uniform(0.02, 0.12) if female else r.uniform(0.01, 0.08)),
             open_quotient=float(r.uniform(0.45, 0.72)),
-            tilt=float(r.uniform(0.0, 0.45)),
+            tilt=float(r.uniform(0.0, 0.3)),
             scoop_cents=float(r.uniform(20, 160)),
             scoop_time=float(r.uniform(0.03, 0.1)),
             portamento=float(r.uniform(0.04, 0.14)),
-            drift_cents=float(r.uniform(3, 14)),
-            ring=float(r.uniform(0.0, 0.8)),
+            drift_cents=float(r.uniform(4, 15)),
+            ring=float(r.uniform(0.0, 0.5)),
+            intonation_cents=float(r.uniform(4, 18)),
+            overshoot=float(r.uniform(0.0, 0.25)),
+            straight_share=float(r.uniform(0.0, 0.4)),
+            falloff=float(r.uniform(0.0, 0.5)),
+            air=float(r.uniform(0.08, 0.35)),
+            closing=float(r.uniform(0.22, 0.4)),
         )
 
     def formants(self, vowel: str, f0: float = 0.0) -> np.ndarray:
@@ -176,10 +188,13 @@ class _Track:
 
 @numba.njit(cache=True, fastmath=True)
 def _synthesise(f0, av, ah, af, ff, bf, formants, bandwidths, oq, tilt, jitter_seq, shimmer_seq, noise_a,
-                noise_f, sr, control):  # pragma: no cover - compiled
+                noise_f, sr, control, air, closing):  # pragma: no cover - compiled
     """Per-sample glottal source + cascade formant filter + frication band-pass.
 
     f0/av/ah/af/ff/bf: (M,) control-rate tracks; formants/bandwidths: (K, M). Returns voiced, frication (N,).
+    A cascade of resonators rolls off 12 dB / octave per resonance above the last one, far steeper than a
+    real voice; a parallel branch (the voiced source high-passed at 3.5 kHz, gain `air`) stands in for the
+    higher poles: the brilliance of the harmonics up to 10+ kHz.
     """
     n = noise_a.shape[0]
     voiced = np.zeros(n)
@@ -204,8 +219,17 @@ def _synthesise(f0, av, ah, af, ff, bf, formants, bandwidths, oq, tilt, jitter_s
     a1 = 0.0
     a2 = 0.0
     te = oq
-    tp = 0.62 * oq
+    tp = (1.0 - closing) * oq
     m = f0.shape[0]
+    wh = np.tan(np.pi * min(3500.0, 0.4 * sr) / sr)  # 2nd-order Butterworth high-pass (bilinear)
+    nh = 1.0 / (1.0 + np.sqrt(2.0) * wh + wh * wh)
+    hb0 = nh
+    ha1 = 2.0 * (wh * wh - 1.0) * nh
+    ha2 = (1.0 - np.sqrt(2.0) * wh + wh * wh) * nh
+    hx1 = 0.0
+    hx2 = 0.0
+    hy1 = 0.0
+    hy2 = 0.0
     for i in range(n):
         k = i // control
         if i % control == 0:
@@ -247,7 +271,13 @@ def _synthesise(f0, av, ah, af, ff, bf, formants, bandwidths, oq, tilt, jitter_s
             y2[j] = y1[j]
             y1[j] = y
             x = y
-        voiced[i] = x
+        hs = a_v * d  # the voiced source only: breath noise stays in the cascade
+        hy = hb0 * (hs - 2.0 * hx1 + hx2) - ha1 * hy1 - ha2 * hy2
+        hx2 = hx1
+        hx1 = hs
+        hy2 = hy1
+        hy1 = hy
+        voiced[i] = x + air * hy
         xn = noise_f[i]
         y = b0 * xn - b0 * fx2 - a1 * fy1 - a2 * fy2
         fx2 = fx1
@@ -256,6 +286,22 @@ def _synthesise(f0, av, ah, af, ff, bf, formants, bandwidths, oq, tilt, jitter_s
         fy1 = y
         fric[i] = a_f * y
     return voiced, fric
+
+
+def _sounding_spans(on: np.ndarray, margin: int) -> list[tuple[int, int]]:
+    """(M,) bool control steps -> merged [start, end) spans of the True runs, widened by `margin` steps
+    on both sides (runs closer than 2 * margin merge)."""
+    if not on.any():
+        return []
+    d = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(d == 1) - margin, np.flatnonzero(d == -1) + margin
+    spans: list[tuple[int, int]] = []
+    for a, b in zip(np.maximum(starts, 0), np.minimum(ends, len(on))):
+        if spans and a <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], int(b))
+        else:
+            spans.append((int(a), int(b)))
+    return spans
 
 
 def _midi_hz(p):
@@ -277,7 +323,7 @@ def sing(notes: list[VocalNote], singer: Singer, start: float, n: int, sample_ra
     pitch, vib, av, ah, af, ff, bf = (_Track() for _ in range(7))
     form = _Track(5)
     bw = singer.bandwidths()
-    prev_off, prev_pitch, _prev_vowel = -10.0, None, None
+    prev_off, prev_pitch, prev_target = -10.0, None, 0.0
     for i, note in enumerate(notes):
         on, off = note.start, note.start + note.duration
         nxt = notes[i + 1] if i + 1 < len(notes) else None
@@ -287,6 +333,7 @@ def sing(notes: list[VocalNote], singer: Singer, start: float, n: int, sample_ra
         hz = float(_midi_hz(note.pitch))
         v1, v2 = DIPHTHONGS.get(note.vowel, (note.vowel, note.vowel))
         fv1, fv2 = singer.formants(v1, hz), singer.formants(v2, hz)
+        target = note.pitch + float(rng.normal(0.0, singer.intonation_cents)) / 100.0  # sung a little off
 
         # Onset consonants end on the beat: the vowel starts on the note.
         cons = [] if legato_in else parse_consonants(note.onset)
@@ -304,7 +351,9 @@ def sing(notes: list[VocalNote], singer: Singer, start: float, n: int, sample_ra
                     ah.add(bs, 0.0), ah.add((bs + be) / 2, g), ah.add(be, 0.0)
                     form.add(bs, singer.formants("ah") * 0.9), form.add(be, singer.formants("ah") * 0.9)
             av.add(t - 0.002, 0.0), ah.add(t - 0.002, 0.0), af.add(t - 0.002, 0.0)
-            pitch.add(t, note.pitch - singer.scoop_cents / 100.0)
+            scoop = singer.scoop_cents * float(rng.uniform(0.4, 1.3)) / 100.0
+            from_above = rng.random() < 0.15  # most onsets scoop up; some fall into the note
+            pitch.add(t, target + (0.5 * scoop if from_above else -scoop))
         for c in cons:
             spec = CONSONANTS[c]
             d = spec.duration * squeeze
@@ -354,16 +403,29 @@ def sing(notes: list[VocalNote], singer: Singer, start: float, n: int, sample_ra
         av.add(v_end - 0.01, level * swell)
         ah.add(on, singer.breathiness * level), ah.add(v_end, singer.breathiness * level * 1.3)
         af.add(on, 0.0), af.add(v_end, 0.0)
-        if legato_in:
-            pitch.add(on + glide, note.pitch)
+        interval = target - prev_target
+        if legato_in and abs(interval) >= 0.9 and singer.overshoot > 0:
+            # Portamento overshoots the new note a little, then settles (a singer's pitch correction).
+            over = np.sign(interval) * singer.overshoot * min(abs(interval), 4.0) * float(rng.uniform(0.5, 1.2))
+            pitch.add(on + glide, target + over)
+            pitch.add(on + glide + float(rng.uniform(0.06, 0.14)), target)
+        elif legato_in:
+            pitch.add(on + glide, target)
         else:
-            pitch.add(on + singer.scoop_time, note.pitch)
+            pitch.add(on + singer.scoop_time * float(rng.uniform(0.6, 1.4)), target)
         tail = singer.portamento / 2 if legato_out else 0.01
-        pitch.add(max(on + 0.02, off - tail), note.pitch)
-        if note.duration > singer.vibrato_delay + 0.1:
-            d0 = on + singer.vibrato_delay
+        phrase_end = not legato_out and (nxt is None or nxt.start - off > 0.25)
+        if phrase_end and note.duration > 0.25 and rng.random() < singer.falloff:  # the pitch falls off
+            fall = min(0.4 * note.duration, float(rng.uniform(0.08, 0.22)))
+            pitch.add(off - fall, target), pitch.add(off, target - float(rng.uniform(0.5, 3.0)))
+        else:
+            pitch.add(max(on + 0.02, off - tail), target)
+        depth = 0.0 if rng.random() < singer.straight_share else singer.vibrato_depth * float(rng.uniform(0.5, 1.3))
+        delay = singer.vibrato_delay * float(rng.uniform(0.7, 1.4))
+        if depth > 0 and note.duration > delay + 0.1:  # vibrato sets in late and grows
+            d0 = on + delay
             vib.add(on, 0.0), vib.add(d0, 0.0)
-            vib.add(min(off, d0 + 0.3), singer.vibrato_depth * level), vib.add(off, singer.vibrato_depth * level)
+            vib.add(min(off, d0 + float(rng.uniform(0.15, 0.45))), depth * level), vib.add(off, depth * level)
             vib.add(off + 0.01, 0.0)
         else:
             vib.add(on, 0.0), vib.add(off, 0.0)
@@ -391,14 +453,17 @@ def sing(notes: list[VocalNote], singer: Singer, start: float, n: int, sample_ra
         if not legato_out:
             av.add(off - 0.002 if cod else off, 0.0)
             av.add(off + 0.001, 0.0), ah.add(off + 0.02, 0.0), af.add(off + 0.001, 0.0)
-        prev_off, prev_pitch = off, note.pitch
+        prev_off, prev_pitch, prev_target = off, note.pitch, target
 
     m = n // CONTROL + 2
     times = start + np.arange(m) * (CONTROL / sr)
     p = pitch.render(times, notes[0].pitch)
-    # Slow drift and vibrato whose rate wanders a little.
-    drift = np.interp(np.arange(m), np.linspace(0, m, max(2, int(m * CONTROL / sr * 4))),
-                      rng.normal(0, singer.drift_cents, max(2, int(m * CONTROL / sr * 4))))
+    # Slow drift (about 1.5 breakpoints a second), fast flutter (25 a second, ~2.5 cents) and vibrato
+    # whose rate wanders a little.
+    secs = m * CONTROL / sr
+    k_slow, k_fast = max(2, int(secs * 1.5) + 2), max(2, int(secs * 25) + 2)
+    drift = np.interp(np.arange(m), np.linspace(0, m, k_slow), rng.normal(0, singer.drift_cents, k_slow))
+    drift += np.interp(np.arange(m), np.linspace(0, m, k_fast), rng.normal(0, 2.5, k_fast))
     rate = singer.vibrato_rate * (1 + 0.06 * np.interp(np.arange(m), np.linspace(0, m, 8), rng.normal(0, 1, 8)))
     vphase = np.cumsum(2 * np.pi * rate * CONTROL / sr) + rng.uniform(0, 2 * np.pi)
     venv = vib.render(times, 0.0)
@@ -413,11 +478,20 @@ def sing(notes: list[VocalNote], singer: Singer, start: float, n: int, sample_ra
     formants = np.minimum(formants, 0.45 * sr)
     jit = rng.normal(0, singer.jitter, 4096)
     shim = rng.normal(0, singer.shimmer, 4096)
-    voiced, fric = _synthesise(f0, a_v, np.maximum(ah.render(times, 0.0), 0.0), np.maximum(af.render(times, 0.0), 0),
-                               ff.render(times, 5000.0), bf.render(times, 3000.0), formants, bandwidths,
-                               singer.open_quotient, singer.tilt, jit, shim, rng.standard_normal(n),
-                               rng.standard_normal(n), sr, CONTROL)
+    a_h, a_f = np.maximum(ah.render(times, 0.0), 0.0), np.maximum(af.render(times, 0.0), 0)
+    f_f, b_f = ff.render(times, 5000.0), bf.render(times, 3000.0)
+    noise_a, noise_f = rng.standard_normal(n), rng.standard_normal(n)
+    voiced, fric = np.zeros(n), np.zeros(n)
+    # Synthesise only where a source sounds (plus a ring-down margin): most lines are silent most of the time.
+    for c0, c1 in _sounding_spans(np.maximum(np.maximum(a_v, a_h), a_f) > 1e-6, round(0.25 * sr / CONTROL)):
+        a, b = c0 * CONTROL, min(n, c1 * CONTROL)
+        if b <= a:
+            continue
+        k = slice(c0, c1 + 2)
+        voiced[a:b], fric[a:b] = _synthesise(f0[k], a_v[k], a_h[k], a_f[k], f_f[k], b_f[k], formants[:, k],
+                                             bandwidths[:, k], singer.open_quotient, singer.tilt, jit, shim,
+                                             noise_a[a:b], noise_f[a:b], sr, CONTROL, singer.air, singer.closing)
     active = a_v[np.arange(n) // CONTROL] > 0.3
     rms = np.sqrt(np.mean(voiced[active] ** 2)) if active.any() else 1.0
-    out[:] = voiced / max(rms, 1e-9) * 0.1 + fric * 0.25
+    out[:] = voiced / max(rms, 1e-9) * 0.1 + fric * 0.35
     return out

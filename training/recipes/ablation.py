@@ -1,0 +1,162 @@
+"""Data ablation at equal steps: train one preset on each data mix, evaluate each on real music.
+
+    python -m training.recipes.ablation --out runs/ablation [--preset streaming] [--steps 500] \
+        [--arm songs=songs,eif-valid] [--arm songs+real=songs,real-vocals] [--eval eif-valid] [--eval demo]
+
+Every arm trains the same preset with the same recipe (training/recipes/ablation.yaml merged over
+config.yaml: the shipped checkpoint's cheap CPU recipe), seed and number of optimiser steps, on its own
+`--data` specs; then `tools.evaluate --streaming --baseline mixture` scores each arm's `last.ckpt` (equal
+steps, no checkpoint picked by a validation set that differs between arms) on every `--eval` data set.
+The validation sets: `eif-valid` (the eif validation songs) is part of every default arm, so every arm's
+validation curve in `metrics.jsonl` is comparable too; they are never trained on (training.real_vocals
+refuses them). A finished arm (its summary in `ARM/ablation.json`) is skipped when the command is run again,
+so an interrupted ablation resumes arm by arm; a half-trained arm continues with `python -m training --resume`.
+
+Writes OUT/config.yaml (the merged config), OUT/ARM/ (the run folder, `eval-*.json`, `ablation.json`) and
+OUT/summary.json + a Markdown table on stdout: arm, data, steps, hours of audio seen, wall time, and the
+model's SDR next to the mixture's per evaluation set and stem.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+import model
+from model.checkpoint import read_checkpoint
+from model.config import merge_config
+
+DEFAULT_ARMS = {
+    "songs": ["songs", "eif-valid"],
+    "songs+real": ["songs", "real-vocals"],
+    "real": ["real-vocals"],
+}
+RECIPE = Path(__file__).with_name("ablation.yaml")
+
+
+def merged_config(recipe: Path, overrides: dict) -> dict:
+    """config.yaml with the recipe's sections (and command-line overrides) merged over it."""
+    cfg = merge_config(model.load_config(), model.load_config(recipe))
+    return merge_config(cfg, overrides)
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    with log.open("a") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
+    if r.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["?"]
+        raise model.UserError(f"ablation: `{' '.join(cmd[2:5])} ...` failed (exit {r.returncode}): {tail[0]} "
+                              f"(full log: {log})")
+
+
+def run_arm(name: str, specs: list[str], args, config_path: Path, cfg: dict) -> dict:
+    out = args.out / name
+    done = out / "ablation.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "ablation.log"
+    py = [sys.executable, "-m"]
+    if (out / "last.ckpt").is_file():
+        cmd = py + ["training", "--resume", str(out), "--steps", str(args.steps)]
+    else:
+        cmd = py + ["training", "--config", str(config_path), "--preset", args.preset, "--stems",
+                    "vocals,accompaniment", "--out", str(out), "--steps", str(args.steps)]
+        for s in specs:
+            cmd += ["--data", s]
+    if args.device:
+        cmd += ["--device", args.device]
+    _run(cmd, log)
+    ckpt = read_checkpoint(out / "last.ckpt")
+    meta = ckpt.get("metadata") or {}
+    t = cfg["training"]
+    seen_h = meta.get("steps", 0) * meta.get("global_batch", t["batch_size"]) * t["segment_seconds"] / 3600
+    result = {"arm": name, "data": specs, "preset": args.preset, "steps": meta.get("steps"),
+              "audio_hours_seen": round(seen_h, 3), "wall_time_s": meta.get("wall_time_s"),
+              "hardware": meta.get("hardware"), "validation": meta.get("validation"), "eval": {}}
+    for ev in args.eval:
+        js = out / f"eval-{ev.replace(':', '_').replace('/', '_')}.json"
+        _run(py + ["tools.evaluate", ev, "--checkpoint", str(out / "last.ckpt"), "--streaming", "--baseline",
+                   "mixture", "--json", str(js), "-q"], log)
+        result["eval"][ev] = json.loads(js.read_text())["aggregate"]
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def table(results: list[dict]) -> str:
+    rows = ["| arm | data | steps | audio h | wall s | eval | vocals SDR (mixture) | accompaniment SDR (mixture) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for ev, agg in r["eval"].items():
+            m, x = agg.get("model", {}), agg.get("mixture", {})
+            cell = [f"{m.get(s, {}).get('SDR', float('nan')):.2f} ({x.get(s, {}).get('SDR', float('nan')):.2f})"
+                    for s in ("vocals", "accompaniment")]
+            rows.append(f"| {r['arm']} | {' '.join(r['data'])} | {r['steps']} | {r['audio_hours_seen']} | "
+                        f"{r['wall_time_s']} | {ev} | {cell[0]} | {cell[1]} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.recipes.ablation", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="ablation folder (one run folder per arm)")
+    p.add_argument("--preset", default="streaming")
+    p.add_argument("--steps", type=int, default=500, help="optimiser steps of every arm (equal steps)")
+    p.add_argument("--arm", action="append", default=[], metavar="NAME=SPEC[,SPEC...]",
+                   help="a data mix; default: " + "; ".join(f"{k}={','.join(v)}" for k, v in DEFAULT_ARMS.items()))
+    p.add_argument("--eval", action="append", default=[], metavar="DATA",
+                   help="tools.evaluate data set (repeatable; default eif-valid)")
+    p.add_argument("--recipe", type=Path, default=RECIPE, help="config overrides merged over config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
+                   help="one more override, e.g. training.batch_size=2 (repeatable)")
+    p.add_argument("--device", default=None)
+    args = p.parse_args(argv)
+    args.eval = args.eval or ["eif-valid"]
+
+    def fail(msg: str) -> int:
+        print(f"python -m training.recipes.ablation: error: {msg}", file=sys.stderr)
+        return 2
+
+    arms = dict(DEFAULT_ARMS)
+    if args.arm:
+        arms = {}
+        for a in args.arm:
+            name, _, specs = a.partition("=")
+            if not name or not specs or "/" in name:
+                return fail(f"--arm {a!r}: expected NAME=SPEC[,SPEC...] with a plain NAME")
+            arms[name] = specs.split(",")
+    if args.steps < 1:
+        return fail(f"--steps: expected >= 1, got {args.steps}")
+    overrides: dict = {}
+    for s in args.set:
+        key, _, value = s.partition("=")
+        if not key or not value:
+            return fail(f"--set {s!r}: expected KEY=VALUE")
+        d = overrides
+        *parents, leaf = key.split(".")
+        for k in parents:
+            d = d.setdefault(k, {})
+        d[leaf] = yaml.safe_load(value)
+    try:
+        cfg = merged_config(args.recipe, overrides)
+        args.out.mkdir(parents=True, exist_ok=True)
+        config_path = args.out / "config.yaml"
+        config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        results = [run_arm(name, specs, args, config_path, cfg) for name, specs in arms.items()]
+    except model.UserError as e:
+        return fail(str(e))
+    (args.out / "summary.json").write_text(json.dumps(results, indent=1))
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
