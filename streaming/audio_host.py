@@ -22,9 +22,9 @@ import numpy as np
 
 from model.errors import UserError
 
-from . import cpu
+from . import cpu, headstart
 from .chain import AlignedWriter, HostConfig, RemixChain
-from .report import RunStats, status_line
+from .report import RunStats, latency_line, status_line
 from .resample import chain_lag_frames
 from .ring import AudioRing
 from .routing import Router, default_routes, jack_layout
@@ -140,20 +140,18 @@ class LiveHost:
         self._mic_tmp = np.zeros(cap, np.float32)
         self._mic_taps = self.router.mic_taps() if mic is not None else []
         self._mic_debt = self._mic_late = 0
-        self.mic_prefill = int(mic_prefill_blocks) * max(self.blocksize, 256)
-        block_ms = 1000.0 * max(self.blocksize, 256) / self.rate
-        # Resampler lag as measured at this block size (filter delay plus soxr's bursty release).
-        rs_frames = chain_lag_frames(self.rate, engine.sample_rate, cfg.resample_quality, max(self.blocksize, 256))
-        rs_ms = 1000.0 * rs_frames / self.rate
-        self.prefill = rs_frames + cfg.prefill_blocks * max(self.blocksize, 256)
+        self.mic_prefill = int(mic_prefill_blocks) * self.block
+        # Resampler lag as measured at this block size (filter delay plus soxr's bursty release; 0 at 44.1 kHz).
+        self.resampler_frames = chain_lag_frames(self.rate, engine.sample_rate, cfg.resample_quality, self.block)
+        self.headstart: headstart.HeadStart | None = None     # planned in run(), before the stream opens
+        self.prefill = 0
         self.stats = RunStats(io_sample_rate=self.rate, model_sample_rate=engine.sample_rate, blocksize=self.blocksize,
-                              algorithmic_latency_ms=engine.latency_ms, resampler_latency_ms=rs_ms,
+                              algorithmic_latency_ms=engine.latency_ms,
+                              resampler_latency_ms=1000.0 * self.resampler_frames / self.rate,
                               chain_latency_ms=self.chain.fx_latency_ms)
-        if self.out_ring is not None:
-            self.stats.buffer_latency_ms = (block_ms if self.in_ring is not None else 0.0) \
-                + 1000.0 * cfg.prefill_blocks * max(self.blocksize, 256) / self.rate
-        else:
-            self.stats.buffer_latency_ms = block_ms
+        self.stats.extra["resample_quality"] = cfg.resample_quality if self.resampler_frames else "bypassed"
+        if self.out_ring is None:
+            self.stats.buffer_latency_ms = 1000.0 * self.block / self.rate
         # Callback-owned counters (plain ints: written by the callback only).
         self._overflows = self._underflows = self._late = self._debt = self._in_drops = 0
         self._cb_frames = 0                                  # frames the callback has handled
@@ -166,6 +164,35 @@ class LiveHost:
         self._captured = 0           # frames the callback put into the input ring (device -> file)
 
     # setup ---------------------------------------------------------------------------------------
+    @property
+    def block(self) -> int:
+        """Frames per callback (256 assumed when the device chooses: blocksize 0)."""
+        return self.blocksize if self.blocksize > 0 else 256
+
+    @property
+    def poll_s(self) -> float:
+        """How long the worker sleeps when it finds no input: at most a quarter block, at most 2 ms."""
+        return min(0.002, 0.25 * self.block / self.rate)
+
+    def plan_headstart(self) -> headstart.HeadStart:
+        """Time the real chain on silence (warmed up, compiled) in device blocks and size the output ring's
+        head start from it (streaming/headstart.py); `host.prefill_blocks: N` fixes the block count instead."""
+        cfg = self.cfg
+        fixed = None if cfg.prefill_blocks == "auto" else int(cfg.prefill_blocks)
+        times = np.zeros(0)
+        if fixed is None:
+            frames_before = self.chain.frames_in
+            times = headstart.time_blocks(self.chain.process, self.block, len(self.in_cols) or 2, self.rate,
+                                          cfg.prefill_probe_s)
+            self.chain.frames_in = frames_before
+        plan = headstart.plan(times, self.block, self.rate, self.resampler_frames, float(cfg.prefill_margin_ms),
+                              1000.0 * self.poll_s, float(cfg.prefill_quantile), fixed)
+        self.headstart = plan
+        self.prefill = plan.frames
+        self.stats.buffer_latency_ms = plan.buffer_ms
+        self.stats.extra.update(plan.describe())
+        return plan
+
     def _device_rate(self) -> int:
         dev = self.in_device if self.in_device is not None else self.out_device
         return int(self.sd.query_devices(dev)["default_samplerate"])
@@ -298,8 +325,8 @@ class LiveHost:
     def _work(self, writer: AlignedWriter | None) -> None:
         chunk = np.zeros((self.in_ring.capacity if self.in_ring else self.cfg.file_block,
                           self.in_ring.channels if self.in_ring else 1), np.float32)
-        block = max(self.blocksize, 256)
-        idle = min(0.002, 0.25 * block / self.rate)
+        block = self.block
+        idle = self.poll_s
         load_ema = 0.0
         while not self._stop:
             if self.controls is not None:
@@ -346,6 +373,11 @@ class LiveHost:
 
     def run(self, duration: float | None = None) -> RunStats:
         self._warm_up()
+        if self.out_ring is not None and self.in_ring is not None and self.headstart is None:
+            self.plan_headstart()
+        elif self.out_ring is not None and self.headstart is None:     # file -> device: the worker fills ahead
+            self.prefill = self.resampler_frames + self.block
+            self.stats.buffer_latency_ms = 1000.0 * self.block / self.rate
         sink = writer = None
         if self.out_path is not None:
             sink = FileSink(self.out_path, self.rate, self.chain.out_channels)
@@ -373,6 +405,8 @@ class LiveHost:
             with stream:
                 dev_lat = stream.latency
                 self.stats.device_latency_ms = 1000.0 * (sum(dev_lat) if isinstance(dev_lat, tuple) else dev_lat)
+                if self.out_ring is not None:
+                    print(f"streaming: {latency_line(self.stats)}", file=sys.stderr, flush=True)
                 self._main_loop(t0, duration)
         except KeyboardInterrupt:
             pass
@@ -443,7 +477,7 @@ class LiveHost:
         s.nonfinite_samples = self.chain.nonfinite_samples
         if self.mic is not None:
             s.extra["mic_late_blocks"] = self._mic_late
-            s.extra["mic_latency_ms"] = round(1000.0 * (self.mic_prefill + max(self.blocksize, 256)) / self.rate
+            s.extra["mic_latency_ms"] = round(1000.0 * (self.mic_prefill + self.block) / self.rate
                                               + s.device_latency_ms, 3)
         s.seconds = self.chain.frames_in / self.rate
 

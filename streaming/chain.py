@@ -19,11 +19,15 @@ class HostConfig:
     blocksize: int = 256                 # frames per audio callback (0: whatever the device gives)
     latency: str | float = "low"         # PortAudio suggested latency: low | high | seconds
     late_policy: str = "dry"             # a block the worker has not finished: dry input | silence
-    prefill_blocks: int = 2              # output blocks of head start for the worker (beyond resampler delay)
+    prefill_blocks: int | str = "auto"   # output head start in device blocks (beyond the resamplers' lag):
+                                         # auto = from the measured worker time per block (streaming/headstart.py)
+    prefill_margin_ms: float = 1.0       # auto: safety margin on top of the measured quantile
+    prefill_quantile: float = 99.0       # auto: percentile of the measured worker time per block
+    prefill_probe_s: float = 1.5         # auto: seconds of audio timed at start-up (before the stream opens)
     ring_seconds: float = 2.0            # capacity of the input and output rings
     status_interval_s: float = 0.5       # status line period (at most twice a second)
-    resample_quality: str = "LQ"         # soxr quality for live streams (lower quality, lower delay)
-    file_resample_quality: str = "HQ"    # soxr quality for file runs
+    resample_quality: str = "LD32"       # live resampler: LD<n> low-delay polyphase or a soxr quality (resample.py)
+    file_resample_quality: str = "HQ"    # resampler for file runs (delay does not matter there)
     file_block: int = 4096               # frames per block in file runs
     samplerate: int | None = None        # device rate; None: the device's default
     gil_switch_interval_ms: float = 0.5  # Python thread switch interval while a live stream runs
@@ -40,6 +44,14 @@ class HostConfig:
         cfg = cls(**section)
         if cfg.late_policy not in ("dry", "silence"):
             raise UserError(f"config host.late_policy: expected dry or silence, got {cfg.late_policy!r}")
+        from .resample import check_quality
+        check_quality(cfg.resample_quality, "config host.resample_quality")
+        check_quality(cfg.file_resample_quality, "config host.file_resample_quality")
+        if cfg.prefill_blocks != "auto" and not (isinstance(cfg.prefill_blocks, int) and cfg.prefill_blocks >= 1):
+            raise UserError(f"config host.prefill_blocks: expected auto or a block count >= 1, got {cfg.prefill_blocks!r}")
+        if not 50.0 <= float(cfg.prefill_quantile) <= 100.0 or float(cfg.prefill_margin_ms) < 0:
+            raise UserError("config host.prefill_quantile / prefill_margin_ms: expected a percentile in 50..100 and "
+                            f"a margin >= 0 ms, got {cfg.prefill_quantile!r} / {cfg.prefill_margin_ms!r}")
         return cfg
 
 

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "config streaming.compile (auto: when a C++ compiler / Triton is there). The first start "
                     "compiles (up to a minute), later starts load the cache")
     au = p.add_argument_group("audio engine")
+    au.add_argument("--latency-mode", choices=("lowest", "balanced", "safe"), help="pick model, block size and "
+                    "head-start margin together (config latency_modes): lowest = lowlatency model, 128-frame blocks; "
+                    "balanced = default model, 256; safe = default model, 512, wide margin. The total is printed at start")
     au.add_argument("--blocksize", type=int, help="frames per audio callback (config host.blocksize)")
     au.add_argument("--latency", help="PortAudio suggested latency: low|high|SECONDS (config host.latency)")
     au.add_argument("--late", choices=("dry", "silence"), help="what a late block plays (config host.late_policy)")
@@ -232,6 +235,13 @@ def run(args) -> int:
     if overrides:
         import dataclasses
         host_cfg = dataclasses.replace(host_cfg, **overrides)
+    mode = None
+    if args.latency_mode:
+        from .latency_modes import get_mode
+        mode = get_mode(config, args.latency_mode)
+        host_cfg = mode.host_config(host_cfg, blocksize_given=args.blocksize is not None)
+        if not args.checkpoint and not args.preset:
+            args.checkpoint, args.preset = mode.model_choice()
     midi_cfg = MidiConfig.from_config(config)
     if args.list_devices:
         print(list_devices())
@@ -253,6 +263,13 @@ def run(args) -> int:
     routes = [parse_route(r) for r in args.route]
 
     sep, where = _separator(args, config)
+    if mode is not None:
+        random = "random weights" in where.lower()
+        print(f"streaming: latency mode {mode.name}: {where}, block {host_cfg.blocksize}, head-start margin "
+              f"{host_cfg.prefill_margin_ms:g} ms (p{host_cfg.prefill_quantile:g} of the measured worker time)"
+              + ("\nstreaming: WARNING: this mode's model has RANDOM weights (no trained checkpoint "
+                 f"{mode.checkpoint_path()} yet): the output is NOT a separation" if random else ""),
+              file=sys.stderr)
     stems = sep.stems
     # Whether a MIDI binding can change the key decides if the key shifter runs (see keyshift.KeyChange).
     learn_params = tuple(p.strip() for p in (args.midi_learn_params or "").split(",") if p.strip())

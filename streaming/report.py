@@ -102,6 +102,24 @@ def status_line(stats: RunStats, mixer, levels_db: np.ndarray) -> str:
             f"dB {lv}" + (f" | off: {','.join(muted)}" if muted else ""))
 
 
+def latency_line(stats: RunStats) -> str:
+    """The start-up breakdown of the round trip: model + chains + resampler + buffers + device."""
+    x = stats.extra
+    rs = x.get("resample_quality", "")
+    parts = [f"model {stats.algorithmic_latency_ms:.1f}"]
+    if stats.chain_latency_ms:
+        parts.append(f"chains {stats.chain_latency_ms:.1f}")
+    parts.append(f"resampler {stats.resampler_latency_ms:.1f}" + (f" ({rs})" if rs else ""))
+    buffers = f"buffers {stats.buffer_latency_ms:.1f}"
+    if "headstart_blocks" in x:
+        blocks = x["headstart_blocks"]
+        buffers += (f" ({blocks} block{'s' if blocks != 1 else ''} of {stats.blocksize}; worker p"
+                    f"{x.get('headstart_quantile', 99):g} {x['worker_block_ms_p99']:.2f} ms per block)")
+    parts.append(buffers)
+    parts.append(f"device {stats.device_latency_ms:.1f}")
+    return f"latency {stats.total_latency_ms:.1f} ms = " + " + ".join(parts)
+
+
 def summary(d: dict) -> str:
     def ms(v):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f} ms"
