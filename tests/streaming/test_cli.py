@@ -13,7 +13,7 @@ def test_help_documents_flags():
     assert r.returncode == 0
     for flag in ("--input", "--output", "--mute", "--solo", "--gain", "--midi", "--midi-learn", "--midi-map",
                  "--list-midi", "--list-devices", "--checkpoint", "--preset", "--config", "--blocksize", "--latency",
-                 "--device", "--channels", "--duration", "--stats-json", "demo", "Fader law"):
+                 "--device", "--channels", "--duration", "--stats-json", "demo", "Fader law", "--latency-mode"):
         assert flag in r.stdout, flag
 
 
@@ -33,6 +33,7 @@ def wav(tmp_path):
     (["--blocksize", "many"], "invalid int value"),
     (["--midi-map", "map.yaml"], "needs --midi"),
     (["--duration", "-1"], "--duration"),
+    (["--latency-mode", "fast"], "invalid choice"),
 ])
 def test_user_errors_one_line_exit_2(tmp_path, wav, args, expected):
     full = ["--input", str(wav), "--output", str(tmp_path / "o.wav"), "--preset", "tiny"]
@@ -57,3 +58,18 @@ def test_no_audio_device_without_server(tmp_path):
                  env={"PATH": "/usr/bin:/bin", "JACK_DEFAULT_SERVER": "no-such-server-xyz", "HOME": str(tmp_path)})
     assert r.returncode == 2, r.stderr
     assert "device" in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr
+
+
+def test_latency_mode_picks_the_model_and_says_so(tmp_path, wav):
+    stats = tmp_path / "s.json"
+    r = run_host(["--input", str(wav), "--output", str(tmp_path / "o.wav"), "--latency-mode", "lowest", "--no-compile",
+                  "--stats-json", str(stats)])
+    assert r.returncode == 0, r.stderr
+    assert "latency mode lowest" in r.stderr and "lowlatency" in r.stderr and "block 128" in r.stderr
+    assert "RANDOM weights" in r.stderr                 # no trained lowlatency checkpoint is shipped yet
+    import json
+    assert json.loads(stats.read_text())["algorithmic_latency_ms"] < 6.0
+    # An explicit model wins over the mode's.
+    r = run_host(["--input", str(wav), "--output", str(tmp_path / "o.wav"), "--latency-mode", "lowest", "--preset",
+                  "tiny", "--no-compile"])
+    assert r.returncode == 0 and "latency mode lowest: preset 'tiny'" in r.stderr, r.stderr
