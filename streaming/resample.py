@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import soxr
 
@@ -38,6 +39,22 @@ def check_quality(quality: str, what: str = "resample quality") -> str:
         return q
     raise UserError(f"{what}: expected one of {', '.join(QUALITIES)} (soxr) or LD<taps per side, 4..256> "
                     f"(low-delay polyphase, e.g. LD32), got {quality!r}")
+
+
+@numba.njit(cache=True, fastmath=False)
+def _polyphase(buf, origin, table, first, up, down, h, out):
+    """out[i] = sum_k table[p, k] * buf[r + k] for output j = first + i: p = (j * down) % up, r = the row of input
+    floor(j * down / up) - h + 1 in buf (whose row 0 is input `origin`)."""
+    taps = table.shape[1]
+    for i in range(out.shape[0]):
+        pos = (first + i) * down
+        p = pos % up
+        r = pos // up - origin - h + 1
+        for c in range(out.shape[1]):
+            acc = np.float32(0.0)
+            for k in range(taps):
+                acc += table[p, k] * buf[r + k, c]
+            out[i, c] = acc
 
 
 class PolyphaseResampler:
@@ -66,7 +83,6 @@ class PolyphaseResampler:
         kernel = 2 * fc * np.sinc(2 * fc * tau) * np.i0(beta * np.sqrt(np.clip(1 - (tau / h) ** 2, 0, 1))) / np.i0(beta)
         kernel /= kernel.sum(axis=1, keepdims=True)            # unity DC gain on every phase
         self._table = kernel.astype(np.float32)                # row p: phase (j * down) % up
-        self._offsets = np.arange(-h + 1, h + 1)
         # Input history: the samples from absolute index `_origin` on (negative indices are silence).
         self._origin = -h
         self._buf = np.zeros((h, channels), np.float32)
@@ -80,13 +96,8 @@ class PolyphaseResampler:
         n = last - self._next + 1
         if n <= 0:
             return np.zeros((0, self.channels), np.float32)
-        j = np.arange(self._next, last + 1, dtype=np.int64)
-        pos = j * self.down
-        base = pos // self.up
-        phase = pos % self.up
-        idx = (base - self._origin)[:, None] + self._offsets[None, :]       # (n, 2h) into _buf
-        win = self._buf[idx]                                                # (n, 2h, C)
-        y = np.einsum("nk,nkc->nc", self._table[phase], win, optimize=False)
+        y = np.empty((n, self.channels), np.float32)
+        _polyphase(self._buf, self._origin, self._table, self._next, self.up, self.down, self.h, y)
         self._next = last + 1
         # Drop history no later output needs.
         keep_from = (self._next * self.down) // self.up - self.h + 1
@@ -94,7 +105,7 @@ class PolyphaseResampler:
         if drop > 0:
             self._buf = self._buf[drop:]
             self._origin += drop
-        return y.astype(np.float32, copy=False)
+        return y
 
     def process(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)

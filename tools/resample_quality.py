@@ -10,8 +10,9 @@ soxr quality (QQ, LQ, MQ, HQ, VHQ) this measures, with the host's own `StreamRes
   everything but the tone (least-squares fit) that lies in the audible band (<= 20 kHz), relative to the
   tone; the worst tone <= 16 kHz and the tone at 19 kHz are reported, and the passband gain at 19 kHz;
 - aliasing: tones above 22.05 kHz (the model's Nyquist) into the down-converter; what comes out below
-  20 kHz is audible aliasing (relative to the input tone; the worst tone). At 48 kHz nothing can alias
-  below 20.1 kHz, so this column matters for higher device rates (e.g. --rate 96000).
+  20 kHz (relative to the input tone; the worst tone). An ideal converter folds a 22.5-24 kHz tone to
+  20.1-21.6 kHz, out of the audible band; what lands below 20 kHz are the converter's own spurs;
+- cost: CPU time of the pair per device block of 256 frames (stereo; median of 400 blocks).
 
     python -m tools.resample_quality [--rate 48000] [--blocks 64,128,256] [--qualities QQ,LQ,LD32] [--json out.json]
 """
@@ -96,17 +97,26 @@ def measure(quality: str, rate: int, blocks: tuple[int, ...], seconds: float = 0
         ref = 0.5 * np.sin(2 * np.pi * 1000.0 * np.arange(len(core)) / MODEL_RATE)   # same level, in band
         alias.append(10.0 * np.log10(max(_band_power(core, MODEL_RATE) / _band_power(ref, MODEL_RATE), 1e-24)))
     rec["alias_db"] = round(max(alias), 1) if alias else None
+    import time
+    down, up = StreamResampler(rate, MODEL_RATE, 2, quality), StreamResampler(MODEL_RATE, rate, 2, quality)
+    block = (0.1 * np.random.default_rng(0).standard_normal((256, 2))).astype(np.float32)
+    cost = []
+    for _ in range(400):
+        t0 = time.perf_counter()
+        up.process(down.process(block))
+        cost.append(time.perf_counter() - t0)
+    rec["cost_us_b256"] = round(1e6 * float(np.median(cost)), 1)
     return rec
 
 
 def table(rows: list[dict], blocks: tuple[int, ...]) -> str:
     head = ["quality"] + [f"lag b{b} (ms)" for b in blocks] + ["THD+N <=16k", "THD+N 19k", "gain 19k",
-                                                             "alias into 0-20k"]
+                                                             "alias into 0-20k", "cost / 256 frames"]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
         cells = [r["quality"]] + [f"{r[f'lag_frames_b{b}']} ({r[f'lag_ms_b{b}']:.2f})" for b in blocks]
         cells += [f"{r['thdn_db_worst_to_16k']:.1f} dB", f"{r['thdn_db_19k']:.1f} dB", f"{r['gain_db_19k']:+.2f} dB",
-                  "-" if r["alias_db"] is None else f"{r['alias_db']:.1f} dB"]
+                  "-" if r["alias_db"] is None else f"{r['alias_db']:.1f} dB", f"{r['cost_us_b256']:.0f} us"]
         lines.append(" | ".join(cells))
     return "\n".join(lines)
 
