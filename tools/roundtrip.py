@@ -192,12 +192,14 @@ class ClickProbe:
         return np.asarray(found, np.float64), lost
 
 
-def _host_ports(client, timeout: float, proc) -> tuple[list[str], list[str]]:
+def _host_ports(client, timeout: float, proc, err_path: Path) -> tuple[list[str], list[str]]:
     """The host's input ports (fed by system:capture_*) and its first output port (to system:playback_1)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the host exited before its stream opened:\n{proc.stderr.read()}")
+            from model.errors import UserError
+            tail = err_path.read_text(errors="replace").strip().splitlines()[-3:]
+            raise UserError(f"tools.roundtrip: the host exited before its stream opened: {' | '.join(tail)}")
         ins = []
         for cap in ("system:capture_1", "system:capture_2"):
             ins += [p.name for p in client.get_all_connections(cap) if not p.name.startswith("tfswa-rt-")]
@@ -205,7 +207,8 @@ def _host_ports(client, timeout: float, proc) -> tuple[list[str], list[str]]:
         if ins and outs:
             return sorted(set(ins)), outs[:1]
         time.sleep(0.1)
-    raise RuntimeError("the host's ports did not appear on the JACK server")
+    from model.errors import UserError
+    raise UserError(f"tools.roundtrip: the host's ports did not appear on the JACK server within {timeout:g} s")
 
 
 def _declared_device_ms(env: dict, rate: int) -> float | None:
@@ -263,11 +266,13 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
             interval = int(interval_s * rate) + 37        # clicks wander across block and hop phases
             probe = ClickProbe(s.name, seconds, interval)
             rate = probe.rate
-            host = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    text=True)
+            # The host's stderr goes to a file: libjack prints a line per xrun, which would fill a pipe and block it.
+            err_path = Path(tmp) / "host.err"
+            with open(err_path, "w") as err_file:
+                host = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=err_file, stdout=subprocess.DEVNULL)
             try:
                 probe.activate()
-                ins, outs = _host_ports(probe.play, startup_timeout, host)
+                ins, outs = _host_ports(probe.play, startup_timeout, host, err_path)
                 for p in ins:
                     for cap in ("system:capture_1", "system:capture_2"):
                         try:
@@ -280,9 +285,13 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
                 lead = int(0.5 * rate)                 # let the host settle on the new connections
                 probe.go(lead)
                 time.sleep(lead / rate + seconds + 0.5)
-                host.send_signal(signal.SIGINT)
-                _, err = host.communicate(timeout=60)
+                host.send_signal(signal.SIGTERM)       # stops like Ctrl-C (SIGINT may be ignored in a background job)
+                try:
+                    host.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    raise UserError("tools.roundtrip: the host did not stop within 60 s of SIGTERM") from None
             finally:
+                err = err_path.read_text(errors="replace")
                 if host.poll() is None:
                     host.kill()
                     host.wait()
