@@ -182,8 +182,21 @@ class LiveHost:
         times = np.zeros(0)
         if fixed is None:
             frames_before = self.chain.frames_in
-            times = headstart.time_blocks(self.chain.process, self.block, len(self.in_cols) or 2, self.rate,
-                                          cfg.prefill_probe_s)
+            result = []
+
+            def probe() -> None:     # timed at the worker's own scheduling priority
+                try:
+                    cpu.promote_current_thread(cfg.realtime_priority)
+                    result.append(headstart.time_blocks(self.chain.process, self.block, len(self.in_cols) or 2,
+                                                        self.rate, cfg.prefill_probe_s))
+                except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread
+                    result.append(e)
+            t = threading.Thread(target=probe, name="headstart-probe", daemon=True)
+            t.start()
+            t.join()
+            if isinstance(result[0], BaseException):
+                raise result[0]
+            times = result[0]
             self.chain.frames_in = frames_before
         plan = headstart.plan(times, self.block, self.rate, self.resampler_frames, float(cfg.prefill_margin_ms),
                               1000.0 * self.poll_s, float(cfg.prefill_quantile), fixed)
