@@ -67,6 +67,11 @@ class LiveHost:
             raise UserError(f"the input file runs at {source.rate} Hz but the output device at {self.rate} Hz; "
                             "expected equal rates (pass --samplerate or convert the file)")
         self.blocksize = int(cfg.blocksize) if jack_format is None else jack_format[1]
+        self._pa_blocksize = self.blocksize
+        if jack_format is None and self._jack_period() is not None:
+            # PortAudio's JACK host API with a fixed frames-per-buffer delays the output by one more block of its
+            # own (measured with tools.roundtrip); unspecified (0) hands JACK's period straight to the callback.
+            self._pa_blocksize, self.blocksize = 0, self._jack_period()
         # Input channel selection (0-based columns of the device input).
         if in_device is not None:
             max_in = int(sd.query_devices(in_device)["max_input_channels"])
@@ -179,7 +184,7 @@ class LiveHost:
         head start from it (streaming/headstart.py); `host.prefill_blocks: N` fixes the block count instead."""
         cfg = self.cfg
         fixed = None if cfg.prefill_blocks == "auto" else int(cfg.prefill_blocks)
-        times = np.zeros(0)
+        times, withheld = np.zeros(0), 0
         if fixed is None:
             frames_before = self.chain.frames_in
             result = []
@@ -196,15 +201,34 @@ class LiveHost:
             t.join()
             if isinstance(result[0], BaseException):
                 raise result[0]
-            times = result[0]
+            times, withheld = result[0]
             self.chain.frames_in = frames_before
         plan = headstart.plan(times, self.block, self.rate, self.resampler_frames, float(cfg.prefill_margin_ms),
                               1000.0 * self.poll_s, float(cfg.prefill_quantile), fixed)
         self.headstart = plan
-        self.prefill = plan.frames
+        # What the probe left inside the resamplers leads the live output: prime the ring with that much less.
+        self.prefill = plan.frames - withheld
         self.stats.buffer_latency_ms = plan.buffer_ms
         self.stats.extra.update(plan.describe())
         return plan
+
+    def _jack_period(self) -> int | None:
+        """The JACK server's period when the PortAudio device is on the JACK host API, else None."""
+        if getattr(self, "_jack_period_cache", False) is not False:
+            return self._jack_period_cache
+        self._jack_period_cache = None
+        dev = self.in_device if self.in_device is not None else self.out_device
+        try:
+            api = self.sd.query_hostapis(self.sd.query_devices(dev)["hostapi"])["name"]
+        except Exception:  # noqa: BLE001 - no such device: _check_settings reports it
+            return None
+        if api.startswith("JACK"):
+            from .jack_ports import server_format
+            try:
+                self._jack_period_cache = server_format("tfswa-live")[1]
+            except UserError:
+                pass
+        return self._jack_period_cache
 
     def _device_rate(self) -> int:
         dev = self.in_device if self.in_device is not None else self.out_device
@@ -235,7 +259,7 @@ class LiveHost:
             cb = self._duplex if self.in_ring is not None else self._playback
             return JackStream(self.jack_client, self.in_cols, self.dev_in_channels, self.mic_channel, self.port_names,
                               cb, connect_out={0: "system:playback_1", 1: "system:playback_2"})
-        sd, kw = self.sd, {"samplerate": self.rate, "blocksize": self.blocksize, "dtype": "float32",
+        sd, kw = self.sd, {"samplerate": self.rate, "blocksize": self._pa_blocksize, "dtype": "float32",
                                "latency": self._latency_arg()}
         try:
             if self.in_ring is not None and self.out_ring is not None:
@@ -349,7 +373,8 @@ class LiveHost:
                 if n == 0:
                     time.sleep(idle)
                     continue
-                x = chunk[:self.in_ring.read_into(chunk[:n])]
+                # At most a few blocks per pass: a worker that fell behind still sees _stop and controls soon.
+                x = chunk[:self.in_ring.read_into(chunk[:min(n, 8 * block)])]
                 if self.mic is not None:      # first the mic: it must reach the callback within its head start
                     if self.mic_ring.write(self.mic.process(x[:, -1])) < x.shape[0]:
                         self.stats.extra["mic_ring_drops"] = self.stats.extra.get("mic_ring_drops", 0) + 1

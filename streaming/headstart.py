@@ -51,20 +51,26 @@ class HeadStart:
                 "headstart_probe_blocks": self.measured_blocks}
 
 
-def time_blocks(process, block: int, channels: int, rate: int, seconds: float, max_wall_s: float = 3.0) -> np.ndarray:
-    """Per-block wall time (ms) of `process(zeros((block, channels)))` over `seconds` of audio (at most
-    `max_wall_s` of wall time). Silence leaves every stateful stage as if the stream had started earlier."""
+def time_blocks(process, block: int, channels: int, rate: int, seconds: float,
+                max_wall_s: float = 3.0) -> tuple[np.ndarray, int]:
+    """Per-block wall time (ms) of `y = process(zeros((block, channels)))` over `seconds` of audio (at most
+    `max_wall_s` of wall time), and the frames still withheld at the end (fed - returned). Silence leaves
+    every stateful stage as if the stream had started earlier; the withheld frames (the resamplers') come
+    out first once the stream runs, so the caller primes the output ring with that much less."""
     x = np.zeros((block, channels), np.float32)
     n = max(32, int(seconds * rate / block))
     times = np.zeros(n, np.float64)
     stop = time.perf_counter() + max_wall_s
+    fed = got = 0
     for i in range(n):
         t0 = time.perf_counter()
-        process(x)
+        y = process(x)
         times[i] = 1000.0 * (time.perf_counter() - t0)
+        fed += block
+        got += y.shape[0]
         if t0 > stop:
-            return times[:i + 1]
-    return times
+            return times[:i + 1], fed - got
+    return times, fed - got
 
 
 def plan(times_ms: np.ndarray, block: int, rate: int, resampler_frames: int, margin_ms: float, poll_ms: float,

@@ -100,10 +100,10 @@ def passthrough_checkpoint(path: Path, checkpoint: str | None, preset: str | Non
 
 # click player / recorder -------------------------------------------------------------------------------
 class ClickProbe:
-    """Two JACK clients: `play` writes a click every `interval` frames, `rec` records what it is fed.
-    Both count the frames of the cycles they process from the same first cycle (the first whose frame time
-    reaches `start`), so a jump of the server's frame clock (the dummy driver resynchronises it to the
-    wall clock after an xrun) does not shift the measurement. Nothing is allocated in the callbacks."""
+    """Two JACK clients: `play` writes a click every `interval` frames; `rec` records, in one callback, the
+    click track itself (port `ref`) and the host's output (port `in`). Each delay is measured between the two
+    channels of that one recording, so neither the server's frame clock (the dummy driver resynchronises it
+    after an xrun) nor a cycle one client misses can shift it. Nothing is allocated in the callbacks."""
 
     def __init__(self, server: str, seconds: float, interval: int):
         import jack
@@ -112,13 +112,12 @@ class ClickProbe:
         self.rate = int(self.play.samplerate)
         self.out = self.play.outports.register("click")
         self.inp = self.rec.inports.register("in")
+        self.ref = self.rec.inports.register("ref")
         self.interval = int(interval)
         self.total = int(seconds * self.rate)
-        self.buf = np.zeros(self.total + 2 * self.interval, np.float32)
-        self.clicks = np.zeros(self.total // self.interval + 2, np.int64)
-        self.n_clicks = 0
-        self.start = -1                  # frame time of the first cycle both clients count (set by `go`)
-        self.played = 0                  # frames since that cycle, per client
+        self.buf = np.zeros((self.total + 2 * self.interval, 2), np.float32)   # columns: host output, click track
+        self.running = False
+        self.played = 0
         self.recorded = 0
         self.xruns = 0
         self.play.set_process_callback(self._play)
@@ -126,40 +125,38 @@ class ClickProbe:
         self.play.set_xrun_callback(self._xrun)
 
     def _xrun(self, delay_usecs) -> None:
-        if self.start >= 0:
+        if self.running:
             self.xruns += 1
 
     def _play(self, frames: int) -> None:
         out = self.out.get_array()
         out.fill(0.0)
-        if self.start < 0 or (self.played == 0 and self.play.last_frame_time < self.start):
+        if not self.running:
             return
         t0 = self.played
         self.played += frames
         if t0 >= self.total:
             return
-        k = -(-t0 // self.interval)
-        at = k * self.interval
-        while at < t0 + frames and self.n_clicks < len(self.clicks):
+        at = -(-t0 // self.interval) * self.interval
+        while at < t0 + frames:
             out[at - t0] = CLICK
-            self.clicks[self.n_clicks] = at
-            self.n_clicks += 1
             at += self.interval
 
     def _rec(self, frames: int) -> None:
-        if self.start < 0 or (self.recorded == 0 and self.rec.last_frame_time < self.start):
+        if not self.running:
             return
         pos = self.recorded
-        self.recorded += frames
         if pos + frames <= len(self.buf):
-            self.buf[pos:pos + frames] = self.inp.get_array()
+            self.buf[pos:pos + frames, 0] = self.inp.get_array()
+            self.buf[pos:pos + frames, 1] = self.ref.get_array()
+            self.recorded += frames
 
     def activate(self) -> None:
         self.play.activate()
         self.rec.activate()
 
-    def go(self, lead_frames: int) -> None:
-        self.start = self.play.frame_time + lead_frames
+    def go(self) -> None:
+        self.running = True
 
     def close(self) -> None:
         for c in (self.play, self.rec):
@@ -169,14 +166,17 @@ class ClickProbe:
             except Exception:  # noqa: BLE001, S110 - the server may be gone already
                 pass
 
+    @property
+    def n_clicks(self) -> int:
+        return int(np.count_nonzero(self.buf[:self.recorded, 1] > 0.5 * CLICK))
+
     def delays(self) -> tuple[np.ndarray, int]:
-        """(delay in frames of each click found, clicks lost). A click is found when the recording's peak
-        within the click interval is above half the click's pass-through peak."""
-        found = []
-        lost = 0
-        for at in self.clicks[:self.n_clicks]:
-            a = int(at)
-            seg = self.buf[a:min(a + self.interval, self.recorded)]
+        """(delay in frames of each click found, clicks lost). A click is found when the host output's peak
+        within the click interval after the reference click is above a quarter of the click."""
+        rec, ref = self.buf[:self.recorded, 0], self.buf[:self.recorded, 1]
+        found, lost = [], 0
+        for at in np.flatnonzero(ref > 0.5 * CLICK):
+            seg = rec[at:at + self.interval]
             if len(seg) < self.interval:
                 break
             i = int(np.argmax(np.abs(seg)))
@@ -281,10 +281,11 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
                             pass
                     probe.play.connect("tfswa-rt-play:click", p)
                 probe.rec.connect(outs[0], "tfswa-rt-rec:in")
+                probe.rec.connect("tfswa-rt-play:click", "tfswa-rt-rec:ref")
                 device_declared = _declared_device_ms(env, rate)
-                lead = int(0.5 * rate)                 # let the host settle on the new connections
-                probe.go(lead)
-                time.sleep(lead / rate + seconds + 0.5)
+                time.sleep(0.5)                        # let the host settle on the new connections
+                probe.go()
+                time.sleep(seconds + 0.5)
                 host.send_signal(signal.SIGTERM)       # stops like Ctrl-C (SIGINT may be ignored in a background job)
                 try:
                     host.wait(timeout=60)
@@ -300,29 +301,29 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
             raise UserError(f"tools.roundtrip: the host failed (exit {host.returncode}): {err.strip()[-2000:]}")
         st = json.loads(stats_path.read_text())
     delays, lost = probe.delays()
-    if not len(delays):
-        raise UserError("tools.roundtrip: no click came back through the host (see its stats: "
-                        f"late blocks {st.get('late_blocks')})")
-    ms = 1000.0 * delays / rate
+    ms = 1000.0 * delays / rate if len(delays) else np.full(1, np.nan)    # nan: no click came back
     block_ms = 1000.0 * st["blocksize"] / rate
     host_computed = (st["algorithmic_latency_ms"] + st.get("chain_latency_ms", 0.0) + st["resampler_latency_ms"]
                      + st["buffer_latency_ms"])
     measured = float(np.median(ms))
+    measured_r = None if np.isnan(measured) else round(measured, 3)
     start_line = next((ln for ln in err.splitlines() if "latency " in ln and " = model" in ln), "")
     return {
         "model": what, "latency_mode": latency_mode, "rate": rate, "blocksize": st["blocksize"],
         "model_rate": st["model_sample_rate"], "seconds": seconds, "engine": st.get("engine"),
         "clicks": int(len(delays) + lost), "clicks_lost": int(lost),
-        "measured_ms": round(measured, 3), "measured_ms_min": round(float(ms.min()), 3),
-        "measured_ms_max": round(float(ms.max()), 3), "measured_all_ms": [round(float(v), 3) for v in ms],
+        "measured_ms": measured_r, "measured_ms_min": None if measured_r is None else round(float(ms.min()), 3),
+        "measured_ms_max": None if measured_r is None else round(float(ms.max()), 3),
+        "measured_all_ms": [] if measured_r is None else [round(float(v), 3) for v in ms],
         "computed_ms": round(host_computed, 3),
-        "agree_within_block": bool(abs(measured - host_computed) <= block_ms), "block_ms": round(block_ms, 3),
+        "agree_within_block": measured_r is not None and bool(abs(measured - host_computed) <= block_ms),
+        "block_ms": round(block_ms, 3),
         "model_ms": st["algorithmic_latency_ms"], "chains_ms": st.get("chain_latency_ms", 0.0),
         "resampler_ms": st["resampler_latency_ms"], "resample_quality": st.get("resample_quality"),
         "buffers_ms": st["buffer_latency_ms"], "headstart_blocks": st.get("headstart_blocks"),
         "worker_block_ms_p50": st.get("worker_block_ms_p50"), "worker_block_ms_p99": st.get("worker_block_ms_p99"),
         "device_ms": st["device_latency_ms"], "device_ms_jack_declared": None if device_declared is None else round(device_declared, 3),
-        "total_measured_ms": round(measured + st["device_latency_ms"], 3),
+        "total_measured_ms": None if measured_r is None else round(measured + st["device_latency_ms"], 3),
         "total_computed_ms": st["total_latency_ms"],
         "server_xruns": probe.xruns, "late_blocks": st["late_blocks"], "jack_realtime": realtime,
         "worker_realtime": st.get("worker_realtime"), "late_block_times_s": st["late_block_times_s"],
@@ -349,23 +350,26 @@ class _Existing:
 
 
 def report(r: dict) -> str:
+    m = r["measured_ms"]
     lines = [
         (f"# {r['model']} | {r['rate']} Hz, block {r['blocksize']} | engine {r['engine']} | "
-        f"{r['seconds']:g} s, {r['clicks']} clicks | JACK {'realtime' if r['jack_realtime'] else 'no-realtime'}, worker "
-        f"{'SCHED_FIFO' if r['worker_realtime'] else 'normal'} | load average {r['loadavg_start'][0]:.2f} -> "
-        f"{r['loadavg_end'][0]:.2f} on {r['cores']} cores"),
-        (f"measured (host, click in -> click out): {r['measured_ms']:.2f} ms (min {r['measured_ms_min']:.2f}, "
-        f"max {r['measured_ms_max']:.2f}; {r['clicks_lost']} clicks lost)"),
+         f"{r['seconds']:g} s, {r['clicks']} clicks | JACK {'realtime' if r['jack_realtime'] else 'no-realtime'}, worker "
+         f"{'SCHED_FIFO' if r['worker_realtime'] else 'normal'} | load average {r['loadavg_start'][0]:.2f} -> "
+         f"{r['loadavg_end'][0]:.2f} on {r['cores']} cores"),
+        ("measured (host, click in -> click out): no click came back" if m is None else
+         f"measured (host, click in -> click out): {m:.2f} ms (min {r['measured_ms_min']:.2f}, "
+         f"max {r['measured_ms_max']:.2f}; {r['clicks_lost']} of {r['clicks']} clicks lost)"),
         f"computed (host): {r['computed_ms']:.2f} ms = model {r['model_ms']:.2f}"
         + (f" + chains {r['chains_ms']:.2f}" if r["chains_ms"] else "")
         + f" + resampler {r['resampler_ms']:.2f} ({r['resample_quality']}) + buffers {r['buffers_ms']:.2f} "
         f"({r['headstart_blocks']} blocks; worker p99 {r['worker_block_ms_p99']} ms per block)  -> "
         + ("agree within one block" if r["agree_within_block"] else f"DIFFER by more than one block ({r['block_ms']} ms)"),
         (f"device: {r['device_ms']:.2f} ms (audio API; JACK declares {r['device_ms_jack_declared']} ms)  -> "
-        f"total round trip {r['total_measured_ms']:.2f} ms measured ({r['total_computed_ms']:.2f} computed)"),
-        (f"late blocks {r['late_blocks']} (at {r['late_block_times_s']} s), host xruns {r['xruns']}, JACK server "
-        f"xruns while measuring {r['server_xruns']}, "
-        f"step p50/p99 {r['step_ms_p50']}/{r['step_ms_p99']} ms, worker load {r['worker_load']}"),
+         f"total round trip {'-' if m is None else format(r['total_measured_ms'], '.2f')} ms measured "
+         f"({r['total_computed_ms']:.2f} computed)"),
+        (f"late blocks {r['late_blocks']} (first at {r['late_block_times_s'][:4]} s), host xruns {r['xruns']}, JACK "
+         f"server xruns while measuring {r['server_xruns']}, step p50/p99 {r['step_ms_p50']}/{r['step_ms_p99']} ms, "
+         f"worker load {r['worker_load']}"),
     ]
     return "\n".join(lines)
 

@@ -20,6 +20,10 @@ def test_plan_covers_the_quantile_plus_poll_and_margin():
 
 def test_time_blocks_times_every_block_of_the_given_audio():
     seen = []
-    t = headstart.time_blocks(lambda x: seen.append(x.shape), 128, 2, 48000, seconds=0.5)
+
+    def process(x):
+        seen.append(x.shape)
+        return x[:100]                            # a stage that withholds 28 frames per block
+    t, withheld = headstart.time_blocks(process, 128, 2, 48000, seconds=0.5)
     assert len(t) == len(seen) == int(0.5 * 48000 / 128) and set(seen) == {(128, 2)}
-    assert (t >= 0).all()
+    assert (t >= 0).all() and withheld == 28 * len(seen)

@@ -20,6 +20,7 @@ def test_measured_round_trip_agrees_with_the_breakdown(tmp_path, rate, block):
     assert r["blocksize"] == block and r["rate"] == rate
     assert r["clicks"] >= 10 and r["clicks_lost"] <= r["clicks"] // 4, r
     assert r["agree_within_block"], r
+    assert abs(r["measured_ms"] - r["computed_ms"]) < 0.5, r     # in fact exact: prefill + model latency
     assert abs(r["computed_ms"] - (r["model_ms"] + r["resampler_ms"] + r["buffers_ms"])) < 1e-3
     assert r["headstart_blocks"] >= 1 and r["buffers_ms"] == pytest.approx(r["headstart_blocks"] * r["block_ms"], abs=0.01)
     if rate == 44100:
