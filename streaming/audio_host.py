@@ -13,6 +13,8 @@ device -> file (input stream; the file is latency-aligned and as long as the cap
 from __future__ import annotations
 
 import gc
+import os
+import select
 import signal
 import sys
 import threading
@@ -31,6 +33,7 @@ from .routing import Router, default_routes, jack_layout
 from .sources import FileSink
 
 XRUN_LOG = 16  # how many xrun / late-block times the stats keep
+WAKE_MS = 0.2  # allowance for the worker's wake-up after the callback posts input (eventfd + scheduling)
 
 
 class LiveHost:
@@ -160,6 +163,7 @@ class LiveHost:
         # Callback-owned counters (plain ints: written by the callback only).
         self._overflows = self._underflows = self._late = self._debt = self._in_drops = 0
         self._cb_frames = 0                                  # frames the callback has handled
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK) if hasattr(os, "eventfd") and self.in_ring is not None else None
         self._xrun_at = np.zeros(XRUN_LOG, np.int64)         # callback frame of the first xruns
         self._late_at = np.zeros(XRUN_LOG, np.int64)         # callback frame of the first late blocks
         self._eof = False            # worker -> callback: the file source is exhausted and flushed
@@ -178,6 +182,28 @@ class LiveHost:
     def poll_s(self) -> float:
         """How long the worker sleeps when it finds no input: at most a quarter block, at most 2 ms."""
         return min(0.002, 0.25 * self.block / self.rate)
+
+    @property
+    def wake_ms(self) -> float:
+        """How late the worker may see a new input block: woken by the callback through an eventfd (Linux),
+        else its polling interval."""
+        return WAKE_MS if self._wake_fd is not None else 1000.0 * self.poll_s
+
+    def _wake_worker(self) -> None:
+        """Callback: tell the worker input is there (one non-blocking eventfd write; no lock, no allocation)."""
+        if self._wake_fd is not None:
+            os.eventfd_write(self._wake_fd, 1)
+
+    def _wait_for_input(self, timeout: float) -> None:
+        """Worker: sleep until the callback posts new input (or `timeout` passes)."""
+        if self._wake_fd is None:
+            time.sleep(timeout)
+            return
+        if select.select([self._wake_fd], [], [], timeout)[0]:
+            try:
+                os.eventfd_read(self._wake_fd)
+            except BlockingIOError:
+                pass
 
     def plan_headstart(self) -> headstart.HeadStart:
         """Time the real chain on silence (warmed up, compiled) in device blocks and size the output ring's
@@ -204,7 +230,7 @@ class LiveHost:
             times, withheld = result[0]
             self.chain.frames_in = frames_before
         plan = headstart.plan(times, self.block, self.rate, self.resampler_frames, float(cfg.prefill_margin_ms),
-                              1000.0 * self.poll_s, float(cfg.prefill_quantile), fixed)
+                              self.wake_ms, float(cfg.prefill_quantile), fixed)
         self.headstart = plan
         # What the probe left inside the resamplers leads the live output: prime the ring with that much less.
         self.prefill = plan.frames - withheld
@@ -332,6 +358,7 @@ class LiveHost:
         self._count(status, frames)
         if self.in_ring.write_columns(indata, self._ring_cols) < frames:
             self._in_drops += 1
+        self._wake_worker()
         self._pull(outdata, frames, indata)
         if self.mic_ring is not None:
             self._add_mic(outdata, frames)
@@ -343,6 +370,7 @@ class LiveHost:
     def _capture(self, indata, frames, time_info, status) -> None:
         self._count(status, frames)
         n = self.in_ring.write_columns(indata, self.in_cols)
+        self._wake_worker()
         self._captured += n
         if n < frames:
             self._in_drops += 1
@@ -371,7 +399,7 @@ class LiveHost:
             if self.in_ring is not None:
                 n = self.in_ring.available()
                 if n == 0:
-                    time.sleep(idle)
+                    self._wait_for_input(idle)
                     continue
                 # At most a few blocks per pass: a worker that fell behind still sees _stop and controls soon.
                 x = chunk[:self.in_ring.read_into(chunk[:min(n, 8 * block)])]
@@ -463,6 +491,9 @@ class LiveHost:
             self._stop = True
             if worker.is_alive():
                 worker.join(5.0)
+            if self._wake_fd is not None and not worker.is_alive():
+                os.close(self._wake_fd)
+                self._wake_fd = None
             self._collect(time.perf_counter() - t0)
             if self.show_status:
                 print(file=sys.stderr, flush=True)
