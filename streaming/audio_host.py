@@ -71,10 +71,11 @@ class LiveHost:
                             "expected equal rates (pass --samplerate or convert the file)")
         self.blocksize = int(cfg.blocksize) if jack_format is None else jack_format[1]
         self._pa_blocksize = self.blocksize
-        if jack_format is None and self._jack_period() is not None:
+        period = self._jack_period() if jack_format is None else None
+        if period is not None:
             # PortAudio's JACK host API with a fixed frames-per-buffer delays the output by one more block of its
             # own (measured with tools.roundtrip); unspecified (0) hands JACK's period straight to the callback.
-            self._pa_blocksize, self.blocksize = 0, self._jack_period()
+            self._pa_blocksize, self.blocksize = 0, period
         # Input channel selection (0-based columns of the device input).
         if in_device is not None:
             max_in = int(sd.query_devices(in_device)["max_input_channels"])
@@ -240,21 +241,18 @@ class LiveHost:
 
     def _jack_period(self) -> int | None:
         """The JACK server's period when the PortAudio device is on the JACK host API, else None."""
-        if getattr(self, "_jack_period_cache", False) is not False:
-            return self._jack_period_cache
-        self._jack_period_cache = None
         dev = self.in_device if self.in_device is not None else self.out_device
         try:
             api = self.sd.query_hostapis(self.sd.query_devices(dev)["hostapi"])["name"]
         except Exception:  # noqa: BLE001 - no such device: _check_settings reports it
             return None
-        if api.startswith("JACK"):
-            from .jack_ports import server_format
-            try:
-                self._jack_period_cache = server_format("tfswa-live")[1]
-            except UserError:
-                pass
-        return self._jack_period_cache
+        if not api.startswith("JACK"):
+            return None
+        from .jack_ports import server_format
+        try:
+            return server_format("tfswa-live")[1]
+        except UserError:
+            return None
 
     def _device_rate(self) -> int:
         dev = self.in_device if self.in_device is not None else self.out_device

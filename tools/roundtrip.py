@@ -5,8 +5,9 @@ Starts a JACK server with the dummy backend (or uses a running one, `--server`),
 pass-through network: the chosen model's architecture with the mask head set to 1 (zero head weights, bias
 30), so every hop runs the full network at its real cost and the model's algorithmic latency is in the loop,
 and the mixer solos one stem (= the input). Two JACK clients of this tool then replace the server's capture
-ports at the host's inputs with a click track and record the host's output. Each click's delay is found in
-the recording (peak within the click interval, parabolic sub-sample refinement).
+ports at the host's inputs with a click track and record, in one callback, the click track beside the
+host's output; each click's delay is found between the two channels (peak within the click interval,
+parabolic sub-sample refinement), so server xruns or a missed cycle of one client do not shift it.
 
 Reported: the measured delay (median; min / max; clicks lost to late blocks) next to the host's computed
 breakdown (model, resampler, buffers = output head start; `--stats-json`); the two must agree within one
