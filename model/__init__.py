@@ -5,28 +5,44 @@ Tensors in, tensors out: no file or device I/O except checkpoint load / save.
     >>> import model
     >>> sep = model.build_separator("streaming", stems="vocals,accompaniment")
     >>> stems = sep(wav)            # (B, C, N) -> (B, S, C, N)
+
+The torch-backed names (Separator, load_checkpoint, ...) are imported on first use, so that the
+light modules (`model.errors`, `model.config`, `model.files`, `model.signals`) load without torch:
+the CLIs install their signal handlers before the seconds-long torch import.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
-from .checkpoint import CHECKPOINT_VERSION, load_checkpoint, read_checkpoint, save_checkpoint
 from .config import ModelConfig, load_config, model_config, preset_names, resolve_stems, stem_merges
 from .errors import CheckpointError, ConfigError, UserError
-from .separator import Separator
-from .stft import STFT
-from .unet import TFSWAUNet
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "streaming_default.ckpt"
 
+_LAZY = {
+    "CHECKPOINT_VERSION": ".checkpoint", "load_checkpoint": ".checkpoint", "read_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint", "Separator": ".separator", "STFT": ".stft", "TFSWAUNet": ".unet",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'model' has no attribute {name!r}")
+
 
 def resolve_separator(checkpoint=None, preset: str | None = None, config: dict | None = None,
-                      warn=None) -> tuple[Separator, str]:
+                      warn=None) -> tuple[Any, str]:
     """The separator a command runs, and where it came from (for messages and stats).
 
     `checkpoint` wins; `preset` builds that preset with random weights (tests, benchmarks); neither:
     DEFAULT_CHECKPOINT when it exists, else the `streaming` preset with random weights, announced
     through `warn(message)` because its output is not a separation."""
+    from .checkpoint import load_checkpoint
     if checkpoint and preset:
         raise UserError("expected either --checkpoint or --preset, got both")
     if checkpoint:
@@ -41,10 +57,11 @@ def resolve_separator(checkpoint=None, preset: str | None = None, config: dict |
     return build_separator("streaming", config=config).eval(), "preset 'streaming' with RANDOM weights"
 
 
-def build_separator(preset: str = "streaming", stems=None, config: dict | None = None) -> Separator:
+def build_separator(preset: str = "streaming", stems=None, config: dict | None = None):
     """A separator with freshly initialised weights from a preset in `config.yaml`.
 
     `stems`: None (the preset's), a stem-set name (`karaoke`, `four`) or a list / comma list."""
+    from .separator import Separator
     return Separator(model_config(preset, config, stems))
 
 

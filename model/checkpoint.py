@@ -11,8 +11,7 @@ Loading checks all of it and raises `CheckpointError` saying exactly what does n
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
+from .files import write_bytes
 from .separator import Separator
 
 CHECKPOINT_FORMAT = "tfswa-separator"
@@ -28,19 +28,14 @@ CHECKPOINT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write with torch.save to a temp file in the same folder, then rename over `path`."""
+    """torch.save, written through model.files: serialised in memory first (torch's zip writer turns a
+    failed write into an opaque error), then to a temporary beside `path`, fsynced and renamed over it.
+    A full disk or a signal leaves the previous file as it was; the file gets the usual 0644 mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def checkpoint_dict(separator: Separator, **metadata: Any) -> dict[str, Any]:
@@ -86,7 +81,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def separator_from_dict(ckpt: dict[str, Any], where: str = "checkpoint") -> Separator:
     try:
-        cfg = ModelConfig.from_dict(dict(ckpt["config"]), name=ckpt["config"].get("name", "checkpoint"))
+        cfg = ModelConfig.from_dict(dict(ckpt["config"]), name=ckpt["config"].get("name", "checkpoint"),
+                                    where="config")
     except ConfigError as e:
         raise CheckpointError(f"{where}: its config does not match this build: {e}") from None
     separator = Separator(cfg)
@@ -108,7 +104,10 @@ def separator_from_dict(ckpt: dict[str, Any], where: str = "checkpoint") -> Sepa
     if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
         raise CheckpointError(f"{where}: weights contain NaN or infinity")
     separator.load_state_dict(weights)
-    separator.metadata = dict(ckpt.get("metadata") or {})
+    metadata = ckpt.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{where}: its metadata is a {type(metadata).__name__}; expected a mapping")
+    separator.metadata = dict(metadata)
     return separator.eval()
 
 

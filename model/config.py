@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, UserError
+from .schema import build, setting
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
@@ -21,27 +22,27 @@ class ModelConfig:
     """Everything needed to build a separator: network geometry, STFT and stems."""
 
     causal: bool
-    n_fft: int
-    hop_length: int
-    stems: tuple[str, ...]
-    widths: tuple[int, ...]
-    depths: tuple[int, ...]
-    bottleneck_width: int
-    bottleneck_depth: int
-    decoder_depths: tuple[int, ...]
-    head_dim: int = 16
-    mlp_ratio: float = 4.0
-    swin_window: tuple[int, int] = (8, 8)
-    tsa_window: int | None = None
-    stem_kernel: int = 7
-    stem_stride_f: int = 1
-    time_stride: int = 2
-    dropout: float = 0.0
-    attn_dropout: float = 0.0
-    window: str = "hann"
-    synthesis_length: int | None = None   # asymmetric synthesis window length (causal, hann); None: n_fft
-    sample_rate: int = 44100
-    audio_channels: int = 2
+    n_fft: int = setting(ge=16, le=65536)
+    hop_length: int = setting(ge=1)
+    stems: tuple[str, ...] = setting()
+    widths: tuple[int, ...] = setting(ge=1)
+    depths: tuple[int, ...] = setting(ge=0)
+    bottleneck_width: int = setting(ge=1)
+    bottleneck_depth: int = setting(ge=0)
+    decoder_depths: tuple[int, ...] = setting(ge=0)
+    head_dim: int = setting(16, ge=1)
+    mlp_ratio: float = setting(4.0, gt=0, le=64)
+    swin_window: tuple[int, int] = setting((8, 8), ge=1)
+    tsa_window: int | None = setting(None, ge=1)
+    stem_kernel: int = setting(7, ge=1)
+    stem_stride_f: int = setting(1, ge=1)
+    time_stride: int = setting(2, ge=1)
+    dropout: float = setting(0.0, ge=0, lt=1)
+    attn_dropout: float = setting(0.0, ge=0, lt=1)
+    window: str = setting("hann", choices=("hann", "sqrt_hann", "hamming"))
+    synthesis_length: int | None = setting(None, ge=2)   # asymmetric synthesis window length (causal, hann); None: n_fft
+    sample_rate: int = setting(44100, ge=8000, le=384000)
+    audio_channels: int = setting(2, ge=1, le=2)
     name: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
@@ -88,21 +89,11 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], name: str = "custom") -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"preset {name!r}: unknown keys {unknown}; expected some of {sorted(known)}")
-        missing = sorted(f.name for f in dataclasses.fields(cls)
-                         if f.default is dataclasses.MISSING and f.name not in d)
-        if missing:
-            raise ConfigError(f"preset {name!r}: missing keys {missing}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        values.setdefault("name", name)
-        try:
-            return cls(**values)
-        except TypeError as e:  # wrong value types
-            raise ConfigError(f"preset {name!r}: {e}") from None
+    def from_dict(cls, d: dict[str, Any], name: str = "custom", where: str | None = None) -> ModelConfig:
+        """A preset (or a checkpoint's `config`) -> ModelConfig; every key checked (model.schema)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where or f'preset {name!r}'}: expected a mapping, got {type(d).__name__}")
+        return build(cls, {"name": name, **d}, where or f"preset {name!r}")
 
 
 def read_yaml_mapping(path: str | Path, what: str, expected: str, error: type[UserError] = ConfigError) -> dict[str, Any]:
@@ -112,9 +103,11 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str, error: type[Us
     if not path.is_file():
         raise error(f"{what} not found: {path} (expected {expected})")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise error(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise error(f"{what} {path} cannot be read ({e.strerror})") from None
     if not isinstance(data, dict):
         raise error(f"{what} {path}: expected a mapping at the top level")
     return data
@@ -131,6 +124,81 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     for k, v in override.items():
         out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+# -- the validated configuration ------------------------------------------------------------------------
+# Every top-level section of config.yaml: the schema that checks it and the commands that read it (each
+# command checks the sections it reads at start-up, before any work). A section not listed is refused.
+# The schema, "module:attribute", is the frozen dataclass that consumes the section: its fields are the
+# keys, their annotations the types and `model.schema.setting(...)` the ranges (see model.schema); when the
+# dataclass has a `from_config(config)` classmethod (for rules across keys) that is what is called. A plain
+# function is called with the whole config. Adding a section is one line here.
+STREAMING, TRAINING, TOOLS = "streaming", "training", "tools"
+SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "audio": ("model.config:AudioConfig", (STREAMING, TRAINING, TOOLS)),
+    "stems": ("model.config:StemsConfig", (STREAMING, TRAINING, TOOLS)),
+    "presets": ("model.config:check_presets", (STREAMING, TRAINING, TOOLS)),
+    "training": ("training.config:TrainConfig", (TRAINING,)),
+    "songs": ("training.songs.settings:SongsConfig", (TRAINING,)),
+    "streaming": ("streaming.engine:EngineConfig", (STREAMING,)),
+    "host": ("streaming.chain:HostConfig", (STREAMING,)),
+    "mixer": ("streaming.mixer:MixerConfig", (STREAMING,)),
+    "midi": ("streaming.midi:MidiConfig", (STREAMING,)),
+    "chains": ("streaming.effects:ChainsConfig", (STREAMING,)),
+    "key": ("streaming.keyshift:KeyConfig", (STREAMING,)),
+    "mic": ("streaming.mic:MicConfig", (STREAMING,)),
+    "routing": ("streaming.routing:RoutingConfig", (STREAMING,)),
+    "tools": ("tools.settings:ToolsConfig", (TOOLS,)),
+}
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """`config.yaml` section `audio`."""
+
+    sample_rate: int = setting(44100, ge=8000, le=384000)
+
+
+@dataclass(frozen=True)
+class StemsConfig:
+    """`config.yaml` section `stems`: named stem sets and merged stems (name -> the stems it sums)."""
+
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    merges: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def check_presets(config: dict[str, Any]) -> None:
+    """Every preset of `presets:` builds a ModelConfig (at the `audio` sample rate unless it sets one)."""
+    section = config.get("presets")
+    if not isinstance(section, dict) or not section:
+        raise ConfigError("config presets: expected a mapping of preset name -> network settings")
+    rate = (config.get("audio") or {}).get("sample_rate", 44100)
+    for name, preset in section.items():
+        if not isinstance(preset, dict):
+            raise ConfigError(f"config presets.{name}: expected a mapping of network settings, got {preset!r}")
+        ModelConfig.from_dict({"sample_rate": rate, **preset}, name=name, where=f"config presets.{name}")
+
+
+def _schema(spec: str) -> Any:
+    import importlib
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_config(config: dict[str, Any], command: str | None = None) -> None:
+    """Refuse unknown top-level sections; check every section `command` reads (None: every section)."""
+    unknown = [k for k in config if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"config: unknown section{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))}; expected one of {', '.join(SECTIONS)}")
+    for name, (spec, commands) in SECTIONS.items():
+        if name not in config or (command is not None and command not in commands):
+            continue
+        schema = _schema(spec)
+        if dataclasses.is_dataclass(schema) and not hasattr(schema, "from_config"):
+            build(schema, config[name], f"config {name}")
+        else:
+            (schema.from_config if dataclasses.is_dataclass(schema) else schema)(config)
 
 
 def preset_names(config: dict[str, Any] | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""User-facing errors. The CLIs print `str(error)` as one line and exit with code 2."""
+"""User-facing errors and the one CLI wrapper. The CLIs print `str(error)` as one line and exit with code 2."""
 from __future__ import annotations
 
 import sys
@@ -17,13 +17,40 @@ class CheckpointError(UserError):
     """A checkpoint file is missing, corrupt, truncated or does not match what was expected."""
 
 
-def run_cli(prog: str, run: Callable[[], int]) -> int:
-    """Run a command's body: a `UserError` becomes one line on stderr and exit code 2, Ctrl-C exit 130."""
-    try:
-        return run()
-    except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def run_cli(prog: str, run: Callable[[], int], interrupted: str = "") -> int:
+    """Run a command's body with the project's exit contract, on one line of stderr, never a traceback:
+
+    * a `UserError` -> `prog: error: ...`, exit 2;
+    * an `OSError` (disk full, file too large, I/O error while writing or reading) -> exit 1;
+    * SIGINT / SIGTERM / SIGHUP -> `prog: interrupted (SIGINT)`, exit 130 / 143 / 129. The signal is
+      raised as `model.signals.Interrupted` so that unfinished outputs remove their temporaries; a run
+      that treats it as its normal stop (a live recording) may catch it and return, and the exit code
+      is still 128 + the signal number. The exception's `note` attribute (set by the code it passed
+      through, e.g. which output was left unchanged) or `interrupted` is appended to that line.
+    """
+    from .signals import Interrupted, received, signal_name, stop_on_signals
+    with stop_on_signals():
+        try:
+            code = run()
+        except UserError as e:
+            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            where = f": {e.filename}" if getattr(e, "filename", None) else ""
+            print(f"{prog}: error: {_one_line(e.strerror or e)}{where}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as e:
+            signum = e.signum if isinstance(e, Interrupted) else (received() or 2)
+            note = getattr(e, "note", "") or interrupted
+            print(f"{prog}: interrupted ({signal_name(signum)}){note}", file=sys.stderr)
+            return 128 + signum
+        signum = received()
+    if signum is not None:
+        print(f"{prog}: stopped by {signal_name(signum)}", file=sys.stderr)
+        return 128 + signum
+    return code

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import os
 import select
-import signal
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ import time
 import numpy as np
 
 from model.errors import UserError
+from model.signals import stop_on_signals
 
 from . import cpu, headstart
 from .chain import AlignedWriter, HostConfig, RemixChain
@@ -453,7 +453,8 @@ class LiveHost:
         self.stats.mode = ("device" if self.in_ring is not None else "file") + "->" + \
             ("device" if self.out_ring is not None else "file")
         worker = threading.Thread(target=self._worker, args=(writer,), name="separation-worker", daemon=True)
-        old_term = _stop_on_sigterm()
+        signals = stop_on_signals()          # SIGINT / SIGTERM / SIGHUP end the run like Ctrl-C
+        signals.__enter__()
         old_switch = sys.getswitchinterval()
         # The callback needs the GIL within a fraction of a block: make the worker hand it over sooner.
         sys.setswitchinterval(min(old_switch, self.cfg.gil_switch_interval_ms / 1000.0))
@@ -484,8 +485,7 @@ class LiveHost:
             gc.unfreeze()
             if gc_was_enabled:
                 gc.enable()
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
+            signals.__exit__(None, None, None)
             self._stop = True
             if worker.is_alive():
                 worker.join(5.0)
@@ -548,13 +548,3 @@ class LiveHost:
                                               + s.device_latency_ms, 3)
         s.seconds = self.chain.frames_in / self.rate
 
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop_on_sigterm():
-    """SIGTERM ends a run like Ctrl-C (main thread only); returns the previous handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -5,54 +5,45 @@ resample back. Shapes: (n, C) frames-major at the I/O rate in and out; (S, C, n)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from model.schema import build, setting
+
 from .mixer import StemMixer
 from .resample import StreamResampler
-
 
 @dataclass(frozen=True)
 class HostConfig:
     """`config.yaml` section `host`."""
 
-    blocksize: int = 256                 # frames per audio callback (0: whatever the device gives)
-    latency: str | float = "low"         # PortAudio suggested latency: low | high | seconds
-    late_policy: str = "dry"             # a block the worker has not finished: dry input | silence
-    prefill_blocks: int | str = "auto"   # output head start in device blocks (beyond the resamplers' lag):
-                                         # auto = from the measured worker time per block (streaming/headstart.py)
-    prefill_margin_ms: float = 1.0       # auto: safety margin on top of the measured quantile
-    prefill_quantile: float = 99.0       # auto: percentile of the measured worker time per block
-    prefill_probe_s: float = 1.5         # auto: seconds of audio timed at start-up (before the stream opens)
-    ring_seconds: float = 2.0            # capacity of the input and output rings
-    status_interval_s: float = 0.5       # status line period (at most twice a second)
+    blocksize: int = setting(256, ge=0, le=16384)        # frames per audio callback (0: whatever the device gives)
+    latency: str | float = setting("low", choices=("low", "high"), gt=0, le=10)  # PortAudio latency: low | high | s
+    late_policy: str = setting("dry", choices=("dry", "silence"))  # a block the worker has not finished
+    # output head start in device blocks (beyond the resamplers' lag); auto = from the measured worker
+    # time per block (streaming/headstart.py)
+    prefill_blocks: int | Literal["auto"] = setting("auto", ge=1, le=64)
+    prefill_margin_ms: float = setting(1.0, ge=0, le=1000)   # auto: safety margin on top of the measured quantile
+    prefill_quantile: float = setting(99.0, ge=50, le=100)   # auto: percentile of the measured worker time per block
+    prefill_probe_s: float = setting(1.5, gt=0, le=60)       # auto: seconds of audio timed at start-up
+    ring_seconds: float = setting(2.0, gt=0, le=60)      # capacity of the input and output rings
+    status_interval_s: float = setting(0.5, gt=0, le=3600)  # status line period (at most twice a second)
     resample_quality: str = "LD32"       # live resampler: LD<n> low-delay polyphase or a soxr quality (resample.py)
     file_resample_quality: str = "HQ"    # resampler for file runs (delay does not matter there)
-    file_block: int = 4096               # frames per block in file runs
-    samplerate: int | None = None        # device rate; None: the device's default
-    gil_switch_interval_ms: float = 0.5  # Python thread switch interval while a live stream runs
-    realtime_priority: int = 5           # SCHED_FIFO priority of the worker thread (below JACK's 10); 0: off
+    file_block: int = setting(4096, ge=1, le=1 << 20)    # frames per block in file runs
+    samplerate: int | None = setting(None, ge=8000, le=384000)  # device rate; None: the device's default
+    gil_switch_interval_ms: float = setting(0.5, gt=0, le=100)  # Python thread switch interval while live
+    realtime_priority: int = setting(5, ge=0, le=99)     # SCHED_FIFO priority of the worker (below JACK's 10); 0: off
+
+    def __post_init__(self) -> None:
+        from .resample import check_quality
+        check_quality(self.resample_quality, "config host.resample_quality")
+        check_quality(self.file_resample_quality, "config host.file_resample_quality")
 
     @classmethod
     def from_config(cls, config: dict) -> HostConfig:
-        from model.errors import UserError
-        section = dict(config.get("host") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'host': unknown keys {unknown}; expected some of {sorted(known)}")
-        cfg = cls(**section)
-        if cfg.late_policy not in ("dry", "silence"):
-            raise UserError(f"config host.late_policy: expected dry or silence, got {cfg.late_policy!r}")
-        from .resample import check_quality
-        check_quality(cfg.resample_quality, "config host.resample_quality")
-        check_quality(cfg.file_resample_quality, "config host.file_resample_quality")
-        if cfg.prefill_blocks != "auto" and not (isinstance(cfg.prefill_blocks, int) and cfg.prefill_blocks >= 1):
-            raise UserError(f"config host.prefill_blocks: expected auto or a block count >= 1, got {cfg.prefill_blocks!r}")
-        if not 50.0 <= float(cfg.prefill_quantile) <= 100.0 or float(cfg.prefill_margin_ms) < 0:
-            raise UserError("config host.prefill_quantile / prefill_margin_ms: expected a percentile in 50..100 and "
-                            f"a margin >= 0 ms, got {cfg.prefill_quantile!r} / {cfg.prefill_margin_ms!r}")
-        return cfg
+        return build(cls, config.get("host"), "config host")
 
 
 def level_db(x: np.ndarray) -> float:

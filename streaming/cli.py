@@ -102,10 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(path: str | None) -> dict:
-    import model
-    from model.config import merge_config
-    config = model.load_config()
-    return merge_config(config, model.load_config(path)) if path else config
+    from model.config import STREAMING, resolve_config
+    return resolve_config(path, command=STREAMING)
 
 
 def _separator(args, config: dict):
@@ -154,6 +152,13 @@ def _mixer(args, stems, config):
         mixer.set_gain_db(stem, db)
     mixer.set_master_db(args.master)
     mixer._current = mixer._targets()   # start at the requested gains, no fade-in
+    both = sorted(set(args.mute) & set(args.solo))
+    if both:
+        raise UserError(f"--mute and --solo of the same stem ({', '.join(both)}) contradict each other; "
+                        "expected one of them per stem")
+    if not mixer._targets().any():
+        print("warning: every stem is silent with these --mute / --solo / --gain flags; the output starts silent",
+              file=sys.stderr)
     return mixer
 
 
@@ -213,6 +218,9 @@ def _channels(spec: str | None) -> tuple[int, ...]:
 
 
 def run(args) -> int:
+    from model.files import check_output_file
+    from model.schema import replace
+
     from .chain import HostConfig
     from .midi import (
         MidiConfig,
@@ -228,13 +236,11 @@ def run(args) -> int:
 
     config = _config(args.config)
     host_cfg = HostConfig.from_config(config)
+    flags = {"blocksize": "--blocksize", "latency": "--latency", "late_policy": "--late"}
     overrides = {k: v for k, v in (("blocksize", args.blocksize), ("latency", args.latency),
                                    ("late_policy", args.late)) if v is not None}
-    if args.blocksize is not None and args.blocksize < 0:
-        raise UserError(f"--blocksize: expected a frame count >= 0, got {args.blocksize}")
     if overrides:
-        import dataclasses
-        host_cfg = dataclasses.replace(host_cfg, **overrides)
+        host_cfg = replace(host_cfg, flags, **overrides)
     mode = None
     if args.latency_mode:
         from .latency_modes import get_mode
@@ -249,8 +255,8 @@ def run(args) -> int:
     if args.list_midi:
         print("\n".join(list_midi_ports(midi_cfg)) or "no MIDI input ports")
         return 0
-    if args.duration is not None and not args.duration > 0:
-        raise UserError(f"--duration: expected seconds > 0, got {args.duration}")
+    if args.duration is not None and not 0 < args.duration < 1e7:
+        raise UserError(f"--duration: expected a finite number of seconds > 0, got {args.duration}")
     if args.midi_learn and not args.midi:
         raise UserError("--midi-learn FILE needs --midi PORT (the controller to learn from)")
     if args.midi_learn_params and not args.midi_learn:
@@ -261,6 +267,18 @@ def run(args) -> int:
         raise UserError("--jack-ports gives every source its own named ports; expected either it or --route")
     routing_cfg = RoutingConfig.from_config(config)
     routes = [parse_route(r) for r in args.route]
+    # Everything that can be checked before the model loads: endpoints and output paths.
+    in_ep = out_ep = None
+    if not (args.midi_learn or args.list_controls):
+        in_ep = resolve_input(args.input)
+        out_ep = resolve_output(args.output)
+        if out_ep.kind == "file":
+            check_output_file(out_ep.path, "--output", [in_ep.path] if in_ep.kind == "file" else [])
+    for path, flag in ((args.stats_json, "--stats-json"), (args.midi_learn, "--midi-learn")):
+        if path:
+            check_output_file(path, flag, [p for p in (args.input, args.midi_map, args.config) if p])
+    in_channels = _channels(args.channels)
+    source = open_source(in_ep, in_channels) if in_ep is not None and in_ep.kind != "device" else None
 
     sep, where = _separator(args, config)
     if mode is not None:
@@ -297,18 +315,12 @@ def run(args) -> int:
         print(f"midi-learn: listening on {port}; stems: {', '.join(stems)}", file=sys.stderr)
         try:
             learned = midi_learn(midi_in, stems, midi_cfg, params=learn_params)
-        except KeyboardInterrupt:
-            print("midi-learn: interrupted, nothing written", file=sys.stderr)
-            return 1
         finally:
             midi_in.delete()
         save_midi_map(learned, args.midi_learn)
         print(f"midi-learn: wrote {len(learned.bindings)} bindings to {args.midi_learn}", file=sys.stderr)
         return 0
 
-    in_ep = resolve_input(args.input)
-    out_ep = resolve_output(args.output)
-    in_channels = _channels(args.channels)
     engine = _engine(args, sep, config)
 
     if args.jack_ports and out_ep.kind != "device":
@@ -320,14 +332,12 @@ def run(args) -> int:
     try:
         if in_ep.kind != "device" and out_ep.kind == "file":
             from .offline_run import run_file_to_file
-            source = open_source(in_ep)
             midi = _open_midi(args, raw_map, stems, controls, midi_cfg)
             print(f"streaming: {source.name} -> {out_ep.path} ({where}; stems {', '.join(stems)})", file=sys.stderr)
             router = Router(routes, stems, False) if routes else None
             stats = run_file_to_file(source, out_ep.path, engine, mixer, host_cfg, args.duration, controls, fx, router)
         else:
             from .audio_host import LiveHost
-            source = open_source(in_ep) if in_ep.kind != "device" else None
             host = LiveHost(engine, mixer, host_cfg, in_device=in_ep.device if source is None else None,
                             in_channels=in_channels, source=source,
                             out_device=out_ep.device if out_ep.kind == "device" else None,

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from model.errors import UserError
+from model.schema import build, setting
 from model.separator import Separator
 
 from . import compiled, cpu
@@ -31,17 +32,12 @@ STEP_HISTORY = 4096  # per-hop compute times kept for statistics
 class EngineConfig:
     """`config.yaml` section `streaming`."""
 
-    compile: str | bool = "auto"   # auto | on | off (YAML reads on / off as booleans; see streaming/compiled.py)
-    threads: int = 1          # intra-op threads on CPU; 0 = auto (see streaming/cpu.py)
+    compile: str | bool = setting("auto", choices=("auto", "on", "off"))  # YAML reads on / off as booleans
+    threads: int = setting(1, ge=0, le=256)   # intra-op threads on CPU; 0 = auto (see streaming/cpu.py)
 
     @classmethod
     def from_config(cls, config: dict) -> EngineConfig:
-        section = dict(config.get("streaming") or {})
-        unknown = sorted(set(section) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise UserError(f"config section 'streaming': unknown keys {unknown}; expected some of "
-                            f"{sorted(cls.__dataclass_fields__)}")
-        cfg = cls(**section)
+        cfg = build(cls, config.get("streaming"), "config streaming")
         compiled.parse_setting(cfg.compile)
         cpu.pick_threads(cfg.threads)
         return cfg

@@ -34,33 +34,29 @@ import numba
 import numpy as np
 
 from model.errors import UserError
+from model.schema import build, setting
 
 
 @dataclass(frozen=True)
 class KeyConfig:
     """`config.yaml` section `key`."""
 
-    semitones: float = 0.0            # the key at start (`--key` overrides)
-    range: float = 12.0               # the key control's range: -range..+range semitones
-    exclude: tuple = ("vocals",)      # stems the key change leaves alone
-    live: str = "auto"                # auto: a shifter runs when the key is not 0 or a MIDI binding can change it | on | off
-    n_fft: int = 2048                 # analysis window (also the added latency, in model-rate samples)
-    hop: int = 512                    # frame hop (n_fft / 4: 75% overlap)
-    glide_ms: float = 80.0            # time constant of a key change
-    peak_floor_db: float = -80.0      # bins this far below a frame's maximum are not peaks
+    semitones: float = setting(0.0, ge=-48, le=48)   # the key at start (`--key` overrides)
+    range: float = setting(12.0, gt=0, le=48)        # the key control's range: -range..+range semitones
+    exclude: tuple[str, ...] = ("vocals",)           # stems the key change leaves alone
+    live: str = setting("auto", choices=("auto", "on", "off"))  # auto: a shifter runs when the key is not 0
+                                                     # or a MIDI binding can change it
+    n_fft: int = setting(2048, ge=256, le=1 << 16)   # analysis window (also the added latency, model-rate samples)
+    hop: int = setting(512, ge=1)                    # frame hop (n_fft / 4: 75% overlap)
+    glide_ms: float = setting(80.0, ge=0, le=10000)  # time constant of a key change
+    peak_floor_db: float = setting(-80.0, ge=-200, le=0)  # bins this far below a frame's maximum are not peaks
 
     @classmethod
     def from_config(cls, config: dict) -> KeyConfig:
         section = dict(config.get("key") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'key': unknown keys {unknown}; expected some of {sorted(known)}")
-        if "exclude" in section:
-            section["exclude"] = tuple(section["exclude"] or ())
-        cfg = cls(**section)
-        if cfg.live not in ("auto", "on", "off"):
-            raise UserError(f"config key.live: expected auto, on or off, got {cfg.live!r}")
+        if "exclude" in section and section["exclude"] is None:
+            section["exclude"] = ()
+        cfg = build(cls, section, "config key")
         if cfg.n_fft < 256 or cfg.n_fft & (cfg.n_fft - 1) or not 0 < cfg.hop <= cfg.n_fft // 2 or cfg.n_fft % cfg.hop:
             raise UserError(f"config key: expected n_fft a power of two >= 256 and hop dividing it, at most n_fft/2; "
                             f"got n_fft {cfg.n_fft}, hop {cfg.hop}")

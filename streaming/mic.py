@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.errors import UserError
+from model.schema import build, setting
 
 from .controls import Control, ControlRegistry
 from .effects import EffectChain, EffectSpec
@@ -27,21 +28,13 @@ from .mixer import db_to_gain
 class MicConfig:
     """`config.yaml` section `mic`."""
 
-    channel: int | None = None       # 1-based input channel of the mic (`--mic` overrides); None: no mic
-    level_db: float = 0.0            # mic level into the output
-    prefill_blocks: int = 2          # head start of the mic ring (blocks): the worker's worst delay to reach it
+    channel: int | None = setting(None, ge=1, le=1024)  # 1-based input channel of the mic (`--mic` overrides)
+    level_db: float = setting(0.0, ge=-60, le=24)    # mic level into the output
+    prefill_blocks: int = setting(2, ge=1, le=64)    # head start of the mic ring (blocks): the worker's worst delay
 
     @classmethod
     def from_config(cls, config: dict) -> MicConfig:
-        section = dict(config.get("mic") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'mic': unknown keys {unknown}; expected some of {sorted(known)}")
-        cfg = cls(**section)
-        if cfg.prefill_blocks < 1:
-            raise UserError(f"config mic.prefill_blocks: expected >= 1, got {cfg.prefill_blocks}")
-        return cfg
+        return build(cls, config.get("mic"), "config mic")
 
 
 class MicPath:

@@ -27,6 +27,7 @@ import yaml
 
 from model.config import read_yaml_mapping
 from model.errors import UserError
+from model.schema import build, setting
 
 ACTIONS = ("gain", "mute", "solo", "master", "param", "step")
 
@@ -36,22 +37,18 @@ class MidiConfig:
     """`config.yaml` section `midi`."""
 
     client_name: str = "tfswa-live"
-    api: str = "auto"                    # auto | jack | alsa
-    fader_max_db: float = 0.0
-    learn_timeout_s: float = 15.0        # per action in --midi-learn; no control moved -> skipped
-    learn_settle_s: float = 0.4          # after binding, messages this long are swallowed
-    queue_size: int = 1024
+    api: str = setting("auto", choices=("auto", "jack", "alsa"))
+    fader_max_db: float = setting(0.0, ge=-60, le=24)
+    learn_timeout_s: float = setting(15.0, gt=0, le=3600)   # per action in --midi-learn; no control moved -> skipped
+    learn_settle_s: float = setting(0.4, ge=0, le=10)       # after binding, messages this long are swallowed
+    queue_size: int = setting(1024, ge=1, le=1 << 20)
     default_map: tuple = field(default_factory=tuple)
 
     @classmethod
     def from_config(cls, config: dict) -> MidiConfig:
-        section = dict(config.get("midi") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'midi': unknown keys {unknown}; expected some of {sorted(known)}")
-        section["default_map"] = tuple(section.get("default_map") or ())
-        return cls(**section)
+        cfg = build(cls, config.get("midi"), "config midi")
+        MidiMap.from_list(list(cfg.default_map), (), strict=False, where="config midi.default_map")  # shape only
+        return cfg
 
 
 def fader_db(value: int, fader_max_db: float = 0.0) -> float:
@@ -174,11 +171,9 @@ def load_midi_map(path: str | Path, stems: tuple[str, ...], controls=None) -> Mi
 
 
 def save_midi_map(midi_map: MidiMap, path: str | Path) -> None:
-    """Write atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(midi_map.to_yaml())
-    tmp.replace(path)
+    """Write atomically (model.files: temporary beside it, then rename)."""
+    from model.files import write_text
+    write_text(path, midi_map.to_yaml())
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -13,29 +13,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import UserError
+from model.errors import ConfigError, UserError
+from model.schema import build, setting
 
 
 @dataclass(frozen=True)
 class MixerConfig:
     """`config.yaml` section `mixer`."""
 
-    limiter_threshold_db: float = -3.0   # the limiter is the identity below this level
-    limiter_ceiling_db: float = -0.1     # and never exceeds this one
-    max_gain_db: float = 12.0            # stem / master gains are clamped to [-inf, max_gain_db]
+    limiter_threshold_db: float = setting(-3.0, ge=-60, lt=0)   # the limiter is the identity below this level
+    limiter_ceiling_db: float = setting(-0.1, gt=-60, le=0)     # and never exceeds this one
+    max_gain_db: float = setting(12.0, ge=0, le=40)             # stem / master gains are clamped to [-inf, max_gain_db]
+
+    def __post_init__(self) -> None:
+        if not self.limiter_threshold_db < self.limiter_ceiling_db:
+            raise ConfigError("config mixer: expected limiter_threshold_db < limiter_ceiling_db, got "
+                              f"{self.limiter_threshold_db} and {self.limiter_ceiling_db}")
 
     @classmethod
     def from_config(cls, config: dict) -> MixerConfig:
-        section = dict(config.get("mixer") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'mixer': unknown keys {unknown}; expected some of {sorted(known)}")
-        cfg = cls(**{k: float(v) for k, v in section.items()})
-        if not cfg.limiter_threshold_db < cfg.limiter_ceiling_db <= 0.0:
-            raise UserError("config section 'mixer': expected limiter_threshold_db < limiter_ceiling_db <= 0, got "
-                            f"{cfg.limiter_threshold_db} and {cfg.limiter_ceiling_db}")
-        return cfg
+        return build(cls, config.get("mixer"), "config mixer")
 
 
 def db_to_gain(db: float) -> float:

@@ -1,8 +1,9 @@
 """File -> file as fast as possible through the same chain (engine + mixer) as the live host.
 
 The output has the input's rate and length and is aligned with it (the engine latency is dropped).
-Written to a temp file and renamed at the end; Ctrl-C or `--duration` ends the run early with a
-complete (shorter) file, an error leaves no file under the output name.
+Written to a temporary beside it and renamed at the end (model.files). `--duration` ends the run early
+with a complete (shorter) file; an error or a stop signal (Ctrl-C, SIGTERM, SIGHUP) leaves the output
+name as it was (no half file, no temporary).
 """
 from __future__ import annotations
 
@@ -28,21 +29,22 @@ def run_file_to_file(source, out_path, engine, mixer, cfg: HostConfig, duration:
     t0 = time.perf_counter()
     read = 0
     try:
-        try:
-            while read < limit:
-                block = source.read(min(cfg.file_block, limit - read))
-                if block.shape[0] == 0:
-                    break
-                read += block.shape[0]
-                if controls is not None:
-                    controls.apply_pending()
-                writer.write(chain.process(block))
-        except KeyboardInterrupt:
-            pass                                     # finish a complete file with what was read
+        while read < limit:
+            block = source.read(min(cfg.file_block, limit - read))
+            if block.shape[0] == 0:
+                break
+            read += block.shape[0]
+            if controls is not None:
+                controls.apply_pending()
+            writer.write(chain.process(block))
         writer.total = read
         writer.write(chain.flush())
         writer.finish(chain.out_channels)
         sink.commit()
+    except KeyboardInterrupt as e:
+        sink.discard()
+        e.note = f" after {read / source.rate:.1f} s of {limit / source.rate:.1f} s; {out_path} not written"
+        raise
     except BaseException:
         sink.discard()
         raise

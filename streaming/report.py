@@ -1,9 +1,7 @@
 """Run figures: the status line, the exit summary and the `--stats-json` object."""
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,10 +85,8 @@ def stats_dict(stats: RunStats, engine, mixer, midi=None) -> dict:
 
 
 def write_stats_json(d: dict, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(d, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    from model.files import write_json
+    write_json(path, d)
 
 
 def status_line(stats: RunStats, mixer, levels_db: np.ndarray) -> str:

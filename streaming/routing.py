@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.errors import UserError
+from model.schema import build
 
 from .mixer import soft_limit
 
@@ -133,9 +134,4 @@ class RoutingConfig:
 
     @classmethod
     def from_config(cls, config: dict) -> RoutingConfig:
-        section = dict(config.get("routing") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'routing': unknown keys {unknown}; expected some of {sorted(known)}")
-        return cls(**section)
+        return build(cls, config.get("routing"), "config routing")

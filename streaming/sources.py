@@ -4,12 +4,14 @@ Shapes: audio is (N, C) frames-major float32, the layout of soundfile and soundd
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from model.errors import UserError
+from model.files import PendingFile
 
 OUTPUT_FILE_TYPES = {".wav": "WAV", ".flac": "FLAC"}
 DEVICE_WORDS_IN = ("mic", "default")
@@ -86,6 +88,10 @@ def resolve_input(spec: str) -> Endpoint:
 
 def resolve_output(spec: str) -> Endpoint:
     suffix = Path(spec).suffix.lower()
+    if Path(spec).is_dir():
+        raise UserError(f"--output {spec}: is a folder; expected a .wav / .flac file name or an output device")
+    if not suffix and ("/" in spec or "\\" in spec):
+        raise UserError(f"--output {spec}: expected a .wav / .flac file name or an output device")
     if suffix:
         if suffix not in OUTPUT_FILE_TYPES:
             raise UserError(f"unsupported output file type {suffix!r}; expected one of {sorted(OUTPUT_FILE_TYPES)}")
@@ -100,23 +106,104 @@ def resolve_output(spec: str) -> Endpoint:
 # ----------------------------------------------------------------------------------------------------
 # File sources
 
-class FileSource:
-    """Reads an audio file block by block: `read(n)` -> (k <= n, C) float32, k == 0 at the end."""
+def wav_header_frames(path: Path) -> int | None:
+    """The frame count a RIFF/WAVE header promises (its `data` chunk size / block align), or None when the
+    file is not a plain WAV or does not say (streamed WAVs write 0 or 0xFFFFFFFF)."""
+    import struct
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            align = None
+            for _ in range(64):
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size + (size & 1))
+                    align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+                elif cid == b"data":
+                    return size // align if align and 0 < size < 0xFFFFFFFF else None
+                else:
+                    f.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+    return None
 
-    def __init__(self, path: Path):
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+class ChannelsError(UserError):
+    """A file has more channels than the engine takes, or --channels names one it lacks."""
+
+
+def pick_channels(name: str, available: int, channels: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """0-based columns to read from a file of `available` channels: `channels` (from --channels), or all
+    of a mono / stereo file; a file with more channels needs --channels."""
+    if channels:
+        if max(channels) >= available:
+            raise ChannelsError(f"--channels {','.join(str(c + 1) for c in channels)}: {name} has only {available} "
+                            f"channel{'s' if available > 1 else ''}")
+        return tuple(channels)
+    if available > 2:
+        raise ChannelsError(f"{name} has {available} channels; expected mono or stereo, or pick one or two of them "
+                        "with --channels (e.g. --channels 1,2)")
+    return ()
+
+
+class FileSource:
+    """Reads an audio file block by block: `read(n)` -> (k <= n, C) float32, k == 0 at the end.
+
+    `channels`: 0-based columns to keep (a multichannel file needs them). A file shorter than its header
+    promises (a truncated WAV) or that stops decoding part-way (a truncated FLAC) is read up to where it
+    breaks, with one warning giving the real length (`warn`, default: a line on stderr)."""
+
+    def __init__(self, path: Path, channels: tuple[int, ...] = (), warn=_warn):
         import soundfile as sf
         try:
             self._f = sf.SoundFile(str(path))
         except Exception as e:  # noqa: BLE001 - libsndfile errors become one user-facing line
             raise UserError(f"cannot read audio file {path} ({str(e).splitlines()[0][:120]}); "
                             "expected a WAV, FLAC, OGG or MP3 file") from None
-        self.rate = int(self._f.samplerate)
-        self.channels = int(self._f.channels)
-        self.frames = int(self._f.frames)
         self.name = str(path)
+        self.rate = int(self._f.samplerate)
+        self.file_channels = int(self._f.channels)
+        try:
+            self._cols = pick_channels(self.name, self.file_channels, channels)
+        except UserError:
+            self._f.close()
+            raise
+        self.channels = len(self._cols) or self.file_channels
+        self.frames = int(self._f.frames)
+        self.read_frames = 0
+        self._warn = warn
+        self.truncated = False
+        promised = wav_header_frames(Path(path)) or 0
+        if promised > self.frames:
+            self.truncated = True
+            warn(f"{self.name}: its header promises {promised / self.rate:.2f} s but the file holds "
+                 f"{self.frames / self.rate:.2f} s (truncated?); processing the {self.frames / self.rate:.2f} s it holds")
 
     def read(self, n: int) -> np.ndarray:
-        return self._f.read(n, dtype="float32", always_2d=True)
+        if self.truncated and self.read_frames >= self.frames:
+            return np.zeros((0, self.channels), np.float32)
+        try:
+            x = self._f.read(n, dtype="float32", always_2d=True)
+        except RuntimeError as e:  # LibsndfileError: the decoder lost sync (a truncated or damaged file)
+            self.truncated = True
+            self.frames = self.read_frames
+            self._warn(f"{self.name}: unreadable after {self.read_frames / self.rate:.2f} s "
+                       f"({str(e).splitlines()[0][:80]}; truncated or damaged?); processing the "
+                       f"{self.read_frames / self.rate:.2f} s before that")
+            return np.zeros((0, self.channels), np.float32)
+        if self._cols:
+            x = np.ascontiguousarray(x[:, self._cols])
+        self.read_frames += x.shape[0]
+        return x
 
     def close(self) -> None:
         self._f.close()
@@ -155,37 +242,66 @@ def demo_source() -> ArraySource:
     return ArraySource(audio, int(rate), f"demo: {Path(path).name}")
 
 
-def open_source(endpoint: Endpoint) -> FileSource | ArraySource:
-    return demo_source() if endpoint.kind == "demo" else FileSource(endpoint.path)
+def open_source(endpoint: Endpoint, channels: tuple[int, ...] = ()) -> FileSource | ArraySource:
+    """A file or the demo clip; `channels` (0-based) picks columns of a multichannel file."""
+    if endpoint.kind == "demo":
+        src = demo_source()
+        pick_channels(src.name, src.channels, channels)
+        return src if not channels else ArraySource(src.read(src.frames)[:, list(channels)], src.rate, src.name)
+    return FileSource(endpoint.path, channels)
 
 
 class FileSink:
-    """Writes (n, C) float32 blocks to a temp file beside `path`; `commit()` renames it into place,
-    `discard()` removes it, so an interrupted run never leaves a half file under the output name."""
+    """Writes (n, C) float32 blocks to a temporary beside `path` (model.files); `commit()` renames it into
+    place, `discard()` removes it, so a failed or interrupted run never leaves a half file under the output
+    name, nor a stray temporary. A write error (disk full, file too large) is an OSError naming the file."""
 
     def __init__(self, path: Path, rate: int, channels: int):
         import soundfile as sf
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.partial{self.path.suffix}")
-        fmt = OUTPUT_FILE_TYPES[self.path.suffix.lower()]
+        fmt = OUTPUT_FILE_TYPES.get(self.path.suffix.lower(), "WAV")
         subtype = "FLOAT" if fmt == "WAV" else "PCM_24"
+        self._pending = PendingFile(self.path)
         try:
-            self._f = sf.SoundFile(str(self._tmp), "w", samplerate=int(rate), channels=channels, format=fmt,
+            self._f = sf.SoundFile(str(self._pending.tmp), "w", samplerate=int(rate), channels=channels, format=fmt,
                                    subtype=subtype)
         except Exception as e:  # noqa: BLE001 - libsndfile errors become one user-facing line
+            self._pending.discard()
             raise UserError(f"cannot write {self.path} ({str(e).splitlines()[0][:120]})") from None
         self.frames = 0
 
+    def _failed(self, e: Exception) -> OSError:
+        self.discard()
+        return OSError(f"cannot write {self.path} ({str(e).splitlines()[0][:80]}; is the disk full?)")
+
     def write(self, block: np.ndarray) -> None:
         if block.shape[0]:
-            self._f.write(block)
+            try:
+                self._f.write(block)
+            except RuntimeError as e:   # LibsndfileError "System error." (ENOSPC, EFBIG, EIO)
+                raise self._failed(e) from None
             self.frames += block.shape[0]
 
+    def finish(self) -> None:
+        """Write the header and close (the temporary is complete); `commit()` does this if needed."""
+        if not self._f.closed:
+            try:
+                self._f.close()
+            except RuntimeError as e:
+                raise self._failed(e) from None
+
     def commit(self) -> None:
-        self._f.close()
-        self._tmp.replace(self.path)
+        self.finish()
+        try:
+            self._pending.commit()
+        except BaseException:
+            self._pending.discard()
+            raise
 
     def discard(self) -> None:
         if not self._f.closed:
-            self._f.close()
-        self._tmp.unlink(missing_ok=True)
+            try:
+                self._f.close()
+            except RuntimeError:
+                pass
+        self._pending.discard()

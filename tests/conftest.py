@@ -12,7 +12,12 @@ import model
 def _seed_and_threads():
     torch.manual_seed(0)
     np.random.seed(0)
+    # One intra-op thread: the tests run tiny models, and on a busy 2-core host OpenMP threads spinning
+    # against other processes made them 10-100x slower (a 2 s separation took 40-150 s instead of 1-2 s).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""Audio and model loading shared by the tools: whole files in, whole files out.
+"""Audio and model loading shared by the tools: streamed readers, atomic writers.
 
+Inputs are read block by block (`open_input`): soundfile for what libsndfile decodes, else an ffmpeg
+pipe (MP3, M4A, the mixture stream of a .stem.mp4, ...), so that no tool needs a whole file in memory.
 Shapes: audio is (N, C) frames-major float32 (the soundfile layout); models see (B, C, N).
 """
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,41 +16,104 @@ import numpy as np
 
 import model
 from model.errors import UserError
-from streaming.sources import FileSink, FileSource, demo_source
+from model.files import write_json as _write_json
+from streaming.sources import ArraySource, ChannelsError, FileSink, FileSource, demo_source, pick_channels
 
 WRITE_BLOCK = 1 << 16
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Any file soundfile reads, else any file ffmpeg decodes -> ((N, C) float32, rate)."""
-    path = Path(path)
+class FfmpegSource:
+    """The first audio stream of any file ffmpeg decodes, as float32 through a pipe, block by block
+    (the FileSource interface: `rate`, `channels`, `frames` (estimated), `read(n)`, `close()`)."""
+
+    def __init__(self, path: Path, channels: tuple[int, ...] = ()):
+        self.name = str(path)
+        try:
+            probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                                    "stream=sample_rate,channels,duration", "-of", "json", str(path)],
+                                   capture_output=True, text=True, timeout=60, check=False)
+            stream = json.loads(probe.stdout or "{}").get("streams", [])
+        except (OSError, subprocess.SubprocessError, ValueError) as e:
+            raise UserError(f"cannot read audio file {path} (ffprobe: {e})") from None
+        if probe.returncode != 0 or not stream:
+            msg = (probe.stderr.strip().splitlines() or ["no audio stream"])[-1][:120]
+            raise UserError(f"cannot read audio file {path} ({msg}); expected a file soundfile or ffmpeg can decode")
+        self.rate = int(stream[0]["sample_rate"])
+        self.file_channels = int(stream[0]["channels"])
+        self._cols = pick_channels(self.name, self.file_channels, channels)
+        self.channels = len(self._cols) or self.file_channels
+        self.frames = round(float(stream[0].get("duration") or 0.0) * self.rate)
+        self.read_frames = 0
+        self._proc = subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+                                       "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._frame_bytes = 4 * self.file_channels
+        self._rest = b""
+        self.truncated = False
+
+    def read(self, n: int) -> np.ndarray:
+        want = n * self._frame_bytes - len(self._rest)
+        data = self._rest + (self._proc.stdout.read(want) if want > 0 else b"")
+        if not data and self._proc.wait() != 0 and not self.truncated:
+            self.truncated = True
+            why = (self._proc.stderr.read().decode(errors="replace").strip().splitlines() or ["decoding failed"])[-1]
+            print(f"warning: {self.name}: ffmpeg stopped after {self.read_frames / self.rate:.2f} s ({why[:80]}); "
+                  f"processing the {self.read_frames / self.rate:.2f} s before that", file=sys.stderr)
+        usable = len(data) - len(data) % self._frame_bytes
+        data, self._rest = data[:usable], data[usable:]
+        x = np.frombuffer(data, np.float32).reshape(-1, self.file_channels)
+        if self._cols:
+            x = x[:, self._cols]
+        self.read_frames += x.shape[0]
+        return np.ascontiguousarray(x)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for f in (self._proc.stdout, self._proc.stderr):
+            f.close()
+
+
+def open_input(spec: str | Path, channels: tuple[int, ...] = ()) -> FileSource | FfmpegSource | ArraySource:
+    """`demo`, or any file soundfile reads, else any file ffmpeg decodes -> a block reader."""
+    if str(spec) == "demo":
+        src = demo_source()
+        pick_channels(src.name, src.channels, channels)
+        return ArraySource(src.read(src.frames)[:, list(channels)], src.rate, src.name) if channels else src
+    path = Path(spec)
     if not path.is_file():
         raise UserError(f"input file not found: {path} (expected an audio file)")
     try:
-        src = FileSource(path)
+        return FileSource(path, channels)
+    except ChannelsError:
+        raise
     except UserError as sf_error:
-        return _read_ffmpeg(path, sf_error)
+        if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+            raise
+        try:
+            return FfmpegSource(path, channels)
+        except ChannelsError:
+            raise
+        except UserError:
+            raise sf_error from None
+
+
+def read_all(source) -> np.ndarray:
+    """Everything a block reader holds -> (N, C) float32 (closes it)."""
     try:
-        audio = src.read(src.frames) if src.frames > 0 else np.zeros((0, src.channels), np.float32)
+        blocks = []
+        while (x := source.read(WRITE_BLOCK)).shape[0]:
+            blocks.append(x)
     finally:
-        src.close()
-    return np.ascontiguousarray(audio, np.float32), src.rate
+        source.close()
+    return np.ascontiguousarray(np.concatenate(blocks) if blocks else np.zeros((0, source.channels), np.float32))
 
 
-def _read_ffmpeg(path: Path, sf_error: UserError) -> tuple[np.ndarray, int]:
-    if shutil.which("ffmpeg") is None:
-        raise sf_error
-    try:
-        import stempeg
-        info = stempeg.Info(str(path))
-        rate = int(info.sample_rate(0))
-        audio, rate = stempeg.read_stems(str(path), stem_id=0, dtype=np.float32, sample_rate=rate)
-    except Exception as e:  # noqa: BLE001 - decoder failures become one user-facing line
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
-        raise UserError(f"cannot read audio file {path} ({msg}); expected a file soundfile or ffmpeg can decode") \
-            from None
-    audio = np.asarray(audio, np.float32)
-    return (audio[:, None] if audio.ndim == 1 else audio), rate
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """A whole file (soundfile, else ffmpeg) -> ((N, C) float32, rate). For short files (evaluation)."""
+    src = open_input(path)
+    return read_all(src), src.rate
 
 
 def demo_audio() -> tuple[np.ndarray, int]:
@@ -98,18 +165,5 @@ def tools_config(section: str) -> dict:
 
 
 def write_json(path: str | Path, obj) -> None:
-    """JSON (NaN written as null) to a temp file renamed into place."""
-    import json
-    import math
-
-    def safe(x):
-        if isinstance(x, dict):
-            return {k: safe(v) for k, v in x.items()}
-        if isinstance(x, (list, tuple)):
-            return [safe(v) for v in x]
-        return None if isinstance(x, float) and not math.isfinite(x) else x
-
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(safe(obj), indent=2) + "\n")
-    tmp.replace(path)
+    """JSON (NaN written as null) through model.files (temporary beside it, renamed into place)."""
+    _write_json(path, obj)

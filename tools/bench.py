@@ -22,7 +22,6 @@ import gc
 import json
 import platform
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -148,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-seconds", type=float, default=float(tools_cfg.get("peer_seconds", 10.0)))
     args = ap.parse_args(argv)
     try:
+        if args.json:
+            from model.files import check_output_file
+            check_output_file(args.json, "--json")
         threads = cpu.set_threads(args.threads)
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
@@ -184,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     if notes(records):
         print(notes(records))
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
+        from model.files import write_json
+        write_json(args.json, records)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from model.errors import run_cli
+    sys.exit(run_cli("python -m tools.bench", main))

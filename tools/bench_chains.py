@@ -9,7 +9,6 @@ delay on accompaniment) plus a key change of the accompaniment.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -51,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0, help="audio per measurement (default 20)")
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = p.parse_args(argv)
+    if args.json:
+        from model.files import check_output_file
+        check_output_file(args.json, "--json")
     import torch
     torch.set_num_threads(1)
     fx_args = args.fx or DEFAULT_FX
@@ -62,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{r['fx']} effects" + (f" + key {r['key']:+g}" if r["key"] else "")
         print(f"{name:>28s} {r['ms_p50']:8.4f} {r['ms_p99']:8.4f} {r['ms_mean']:8.4f} {r['latency_ms']:10.3f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": platform.machine(), "rows": rows}, f, indent=2)
+        from model.files import write_json
+        write_json(args.json, {"machine": platform.machine(), "rows": rows})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from model.errors import run_cli
+    sys.exit(run_cli("python -m tools.bench_chains", main))

@@ -35,8 +35,9 @@ import torch
 import model
 from model.errors import UserError, run_cli
 
-from .audio_io import fit_length, load_separator, read_audio, resample, tools_config, write_json
-from .separate import SeparateConfig, separate_audio
+from .audio_io import fit_length, load_separator, read_audio, resample, write_json
+from .separate import separate_audio
+from .settings import tools_settings
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 ESTIMATES = ("mixture", "model", "oracle")
@@ -74,13 +75,13 @@ def folder_tracks(root: Path) -> Iterator[Track]:
         raise UserError(f"folder:{root}: expected <track>/<stem>.wav|flac|ogg subfolders, found none")
     for d in dirs:
         files = _stem_files(d)
-        audio, rates = {}, set()
+        audio, rates = {}, {}
         for name, path in files.items():
-            audio[name], rate = read_audio(path)
-            rates.add(rate)
-        if len(rates) != 1 or len({a.shape for a in audio.values()}) != 1:
-            shapes = {n: (a.shape, r) for (n, a), r in zip(audio.items(), rates)}
-            raise UserError(f"{d}: expected stems of equal length and rate, got {shapes}")
+            audio[name], rates[name] = read_audio(path)
+        if len(set(rates.values())) != 1 or len({a.shape for a in audio.values()}) != 1:
+            got = ", ".join(f"{n} {a.shape[0]} frames x {a.shape[1]} ch at {rates[n]} Hz" for n, a in audio.items())
+            raise UserError(f"{d}: expected stems of equal length, channels and rate, got {got}")
+        rates = set(rates.values())
         mixture = audio.pop("mixture", None)
         if not audio:
             raise UserError(f"{d}: expected reference stems beside the mixture, found only {sorted(files)}")
@@ -207,9 +208,9 @@ def aggregate(tracks: dict[str, dict[str, dict[str, dict[str, float]]]]) -> dict
 def evaluate(sep: model.Separator, tracks: Iterator[Track], streaming: bool = False,
              baselines: tuple[str, ...] = (), device: str = "cpu", progress: bool = False) -> dict:
     """Score the model (and the baselines) on every track -> {"tracks": ..., "aggregate": ...}."""
-    cfg = tools_config("evaluate")
-    win_s, hop_s = float(cfg.get("win_seconds", 1.0)), float(cfg.get("hop_seconds", 1.0))
-    sep_cfg = SeparateConfig.from_config()
+    settings = tools_settings()
+    win_s, hop_s = settings.evaluate.win_seconds, settings.evaluate.hop_seconds
+    sep_cfg = settings.separate
     results: dict = {}
     for track in tracks:
         refs = references_for(track, sep.stems)
@@ -265,12 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from model.config import TOOLS, resolve_config
+    from model.files import check_output_file
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: expected a CUDA GPU, none is available")
+    resolve_config(command=TOOLS)
+    if args.json:
+        check_output_file(args.json, "--json")
     tracks = open_data(args.data, args.subset)
     sep, where = load_separator(args.checkpoint, args.preset)
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise UserError(f"--json: folder does not exist: {Path(args.json).resolve().parent}")
     mode = "streaming" if args.streaming else "offline"
     result = evaluate(sep, tracks, args.streaming, tuple(args.baseline), args.device, not args.quiet)
     result["meta"] = {"model": where, "mode": mode, "data": args.data, "stems": list(sep.stems),

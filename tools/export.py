@@ -20,6 +20,7 @@ DIR/export.json records shapes, names and the measured max |exported - eager| of
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import warnings
 from pathlib import Path
@@ -29,10 +30,12 @@ import torch
 from torch import Tensor, nn
 
 import model
-from model.errors import UserError
+from model.errors import UserError, run_cli
+from model.files import atomic_output, check_output_dir, write_bytes
 
 from .audio_io import load_separator, write_json
 from .chunked import chunked_apply
+from .settings import SeparateConfig
 
 TOLERANCE = 1e-4
 
@@ -114,8 +117,7 @@ def torchscript_step(sep: model.Separator, path: Path, t0: int = 5) -> torch.jit
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(StreamingStep(sep).eval(), step_inputs(sep, t0), check_trace=False)
-    traced.save(str(path))
-    return torch.jit.load(str(path))
+    return _save_script(traced, path)
 
 
 def torchscript_segment(sep: model.Separator, segment: int, path: Path) -> torch.jit.ScriptModule:
@@ -123,8 +125,16 @@ def torchscript_segment(sep: model.Separator, segment: int, path: Path) -> torch
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(SegmentSeparator(sep).eval(), wav, check_trace=False)
-    traced.save(str(path))
-    return torch.jit.load(str(path))
+    return _save_script(traced, path)
+
+
+def _save_script(module: torch.jit.ScriptModule, path: Path) -> torch.jit.ScriptModule:
+    """Serialise in memory, write through model.files (TorchScript's own file writer aborts the process
+    on a full disk) and load back what was written."""
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    write_bytes(path, buffer.getvalue())
+    return torch.jit.load(io.BytesIO(buffer.getvalue()))
 
 
 # -- ONNX ------------------------------------------------------------------------------------------
@@ -135,9 +145,9 @@ def onnx_step(sep: model.Separator, path: Path, t0: int = 5):
     k = len(inputs) - 2
     names_in = ["features", "t0"] + [f"state_{i}" for i in range(k)]
     names_out = ["masks"] + [f"state_out_{i}" for i in range(k)]
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), atomic_output(path) as tmp:
         warnings.simplefilter("ignore")
-        torch.onnx.export(StreamingStep(sep).eval(), inputs, str(path), input_names=names_in,
+        torch.onnx.export(StreamingStep(sep).eval(), inputs, str(tmp), input_names=names_in,
                           output_names=names_out, opset_version=17, dynamo=False)
     return _ort_fn(path, names_in)
 
@@ -151,9 +161,9 @@ def onnx_segment(sep: model.Separator, segment: int, path: Path):
     # Grad mode keeps the attention masks out of the inference-time memo (which keys on data pointers).
     import logging
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with torch.enable_grad(), warnings.catch_warnings():
+    with torch.enable_grad(), warnings.catch_warnings(), atomic_output(path) as tmp:
         warnings.simplefilter("ignore")
-        torch.onnx.export(SegmentMasks(sep).eval(), (feats,), str(path), input_names=["features"],
+        torch.onnx.export(SegmentMasks(sep).eval(), (feats,), str(tmp), input_names=["features"],
                           output_names=["masks"], dynamo=True, verbose=False)
     run = _ort_fn(path, ["features"])
     if run is None:
@@ -229,14 +239,16 @@ def export_all(sep: model.Separator, out: Path, segment: int, formats: tuple[str
             "offline network on one segment's features (STFT / iSTFT in torch)",
             lambda: onnx_segment(sep, segment, out / "offline.onnx"), lambda fn: check_segment(sep, fn, segment, lengths))
     manifest["checked_lengths"] = list(lengths)
-    write_json(out / "export.json", manifest)
     return manifest
 
 
 def _onnx_artefact(kind: str, export, check) -> dict:
-    """Export and check one ONNX artefact; an exporter failure is recorded in one line, not raised."""
+    """Export and check one ONNX artefact; an exporter failure is recorded in one line, not raised
+    (a failed write, e.g. a full disk, is raised: it is not the exporter's)."""
     try:
         fn = export()
+    except OSError:
+        raise
     except Exception as e:  # noqa: BLE001 - the ONNX exporter's errors carry whole graphs: keep the first line
         return {"kind": kind, "max_abs_diff": None, "note": f"export failed: {str(e).splitlines()[0][:200]}"}
     if fn is None:
@@ -250,6 +262,32 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def run(args) -> int:
+    from model.config import TOOLS, resolve_config
+    config = resolve_config(command=TOOLS)
+    formats = tuple(f for f in args.formats.split(",") if f)
+    bad = [f for f in formats if f not in ("torchscript", "onnx")]
+    if bad or not formats:
+        raise UserError(f"--formats: expected torchscript and/or onnx, got {args.formats!r}")
+    seconds = args.segment_seconds if args.segment_seconds is not None else \
+        SeparateConfig.from_config(config).segment_seconds
+    if not 0 < seconds <= 600:
+        raise UserError(f"--segment-seconds: expected a number of seconds in (0, 600], got {seconds}")
+    out = check_output_dir(args.out, "--out")
+    sep, where = load_separator(args.checkpoint, args.preset)
+    segment = max(sep.n_fft, round(seconds * sep.sample_rate))
+    manifest = export_all(sep, out, segment, formats)
+    manifest["model"] = where
+    write_json(out / "export.json", manifest)
+    print(f"# {where}; segment {segment} samples; checked at lengths {manifest['checked_lengths']}")
+    for name, a in manifest["artefacts"].items():
+        d = a["max_abs_diff"]
+        ok = "ok" if d is not None and d <= TOLERANCE else ("not checked" if d is None else "MISMATCH")
+        print(f"{name:14s} {a['kind']:70s} max|diff| {d if d is None else f'{d:.2e}'}  {ok}")
+    bad = [n for n, a in manifest["artefacts"].items() if a["max_abs_diff"] is not None and a["max_abs_diff"] > TOLERANCE]
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = _Parser(prog="python -m tools.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="DIR")
@@ -259,30 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segment-seconds", type=float, default=None,
                    help="offline segment length (default: tools.separate.segment_seconds)")
     args = p.parse_args(argv)
-    try:
-        formats = tuple(f for f in args.formats.split(",") if f)
-        bad = [f for f in formats if f not in ("torchscript", "onnx")]
-        if bad or not formats:
-            raise UserError(f"--formats: expected torchscript and/or onnx, got {args.formats!r}")
-        sep, where = load_separator(args.checkpoint, args.preset)
-        from .separate import SeparateConfig
-        seconds = args.segment_seconds or SeparateConfig.from_config().segment_seconds
-        if not seconds > 0:
-            raise UserError(f"--segment-seconds: expected > 0, got {seconds}")
-        segment = max(sep.n_fft, round(seconds * sep.sample_rate))
-        manifest = export_all(sep, Path(args.out), segment, formats)
-    except UserError as e:
-        print(f"python -m tools.export: error: {e}", file=sys.stderr)
-        return 2
-    manifest["model"] = where
-    write_json(Path(args.out) / "export.json", manifest)
-    print(f"# {where}; segment {segment} samples; checked at lengths {manifest['checked_lengths']}")
-    for name, a in manifest["artefacts"].items():
-        d = a["max_abs_diff"]
-        ok = "ok" if d is not None and d <= TOLERANCE else ("not checked" if d is None else "MISMATCH")
-        print(f"{name:14s} {a['kind']:70s} max|diff| {d if d is None else f'{d:.2e}'}  {ok}")
-    bad = [n for n, a in manifest["artefacts"].items() if a["max_abs_diff"] is not None and a["max_abs_diff"] > TOLERANCE]
-    return 1 if bad else 0
+    return run_cli("python -m tools.export", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ Data (`training.data`), losses (`training.losses`), the loop with checkpoints, r
 """
 from __future__ import annotations
 
+import sys
+
+if sys.argv[:1] == ["-m"]:   # being imported for `python -m ...`: a Ctrl-C while torch loads is one line
+    from model.signals import quiet_startup
+    quiet_startup()
+
 from .config import TrainConfig, train_config
 from .data import DataError, build_datasets, build_source
 from .losses import MultiResolutionSTFTLoss, SeparationLoss, batch_sdr

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import model
+from model.errors import run_cli
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,27 +43,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from .trainer import train
+def run(args) -> int:
+    from model.config import TRAINING, resolve_config
+    from model.files import check_output_dir
 
-        config = model.load_config(args.config)
-        if args.resume is None and not args.data:
-            raise model.UserError("expected --data (musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs)")
-        summary = train(config, preset=args.preset, stems=args.stems, data=args.data, out=args.out, steps=args.steps,
-                        epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at)
-    except model.UserError as e:
-        print(f"python -m training: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("python -m training: interrupted; resume with --resume RUN_DIR (last.ckpt is intact)", file=sys.stderr)
-        return 130
+    from .data_checks import check_data_specs
+    from .trainer import train
+
+    config = resolve_config(args.config, command=TRAINING)
+    if args.resume is None and not args.data:
+        raise model.UserError("expected --data (musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs)")
+    for path, flag in ((args.out, "--out"), (args.resume, "--resume")):
+        if path is not None:
+            check_output_dir(path, flag)
+    check_data_specs(args.data)
+    summary = train(config, preset=args.preset, stems=args.stems, data=args.data, out=args.out, steps=args.steps,
+                    epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at)
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"done: step {summary['step']}, run folder {summary['out']}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli("python -m training", lambda: run(args),
+                   interrupted="; continue with --resume RUN_DIR (last.ckpt holds the last checkpoint)")
 
 
 if __name__ == "__main__":

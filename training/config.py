@@ -9,43 +9,44 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model import ConfigError
+from model.schema import build, setting
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 1000
-    min_lr_ratio: float = 0.01
-    grad_clip: float = 1.0
+    lr: float = setting(3e-4, gt=0, le=10)
+    weight_decay: float = setting(0.01, ge=0, le=10)
+    betas: tuple[float, float] = setting((0.9, 0.999), ge=0, lt=1)
+    warmup_steps: int = setting(1000, ge=0)
+    min_lr_ratio: float = setting(0.01, ge=0, le=1)
+    grad_clip: float = setting(1.0, gt=0)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    spec_l1: float = 1.0
+    spec_l1: float = setting(1.0, ge=0)
     spec_l1_complex: bool = False
-    mrstft: float = 1.0
-    mrstft_resolutions: tuple[tuple[int, int], ...] = ((2048, 512), (1024, 256), (512, 128))
-    wave_l1: float = 0.0
+    mrstft: float = setting(1.0, ge=0)
+    mrstft_resolutions: tuple[tuple[int, int], ...] = setting(((2048, 512), (1024, 256), (512, 128)), ge=1, le=1 << 16)
+    wave_l1: float = setting(0.0, ge=0)
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    remix: float = 0.5
-    gain_db: tuple[float, float] | None = (-6.0, 3.0)
-    channel_swap: float = 0.5
-    time_stretch: float = 0.0
-    stretch_range: tuple[float, float] = (0.9, 1.1)
-    pitch_shift: float = 0.0
-    semitones: tuple[float, float] = (-2.0, 2.0)
-    freq_mask: float = 0.0
-    freq_mask_bins: float = 0.1
-    time_mask: float = 0.0
-    time_mask_frames: float = 0.1
-    mixup: float = 0.0
-    mixup_alpha: float = 0.4
-    silent_min_rms: float = 0.0
+    remix: float = setting(0.5, ge=0, le=1)
+    gain_db: tuple[float, float] | None = setting((-6.0, 3.0), ge=-60, le=60)
+    channel_swap: float = setting(0.5, ge=0, le=1)
+    time_stretch: float = setting(0.0, ge=0, le=1)
+    stretch_range: tuple[float, float] = setting((0.9, 1.1), gt=0, le=4)
+    pitch_shift: float = setting(0.0, ge=0, le=1)
+    semitones: tuple[float, float] = setting((-2.0, 2.0), ge=-24, le=24)
+    freq_mask: float = setting(0.0, ge=0, le=1)
+    freq_mask_bins: float = setting(0.1, ge=0, le=1)
+    time_mask: float = setting(0.0, ge=0, le=1)
+    time_mask_frames: float = setting(0.1, ge=0, le=1)
+    mixup: float = setting(0.0, ge=0, le=1)
+    mixup_alpha: float = setting(0.4, gt=0)
+    silent_min_rms: float = setting(0.0, ge=0, le=1)
 
     def off(self) -> AugmentConfig:
         """No augmentation at all (validation)."""
@@ -54,42 +55,42 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    valid_fraction: float = 0.1
-    songs_seconds: float = 12.0
-    songs_valid: int = 4
-    synthetic_tracks: int = 64
-    synthetic_valid: int = 4
-    synthetic_seconds: float = 30.0
+    valid_fraction: float = setting(0.1, ge=0, lt=1)
+    songs_seconds: float = setting(12.0, gt=0, le=3600)
+    songs_valid: int = setting(4, ge=0)
+    synthetic_tracks: int = setting(64, ge=1)
+    synthetic_valid: int = setting(4, ge=0)
+    synthetic_seconds: float = setting(30.0, gt=0, le=3600)
 
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    segment_seconds: float = 6.0
-    segments_per_track: int = 4
-    batch_size: int = 4
-    best_metric: str = "valid_loss"
-    patience: int = 10
+    segment_seconds: float = setting(6.0, gt=0, le=3600)
+    segments_per_track: int = setting(4, ge=1)
+    batch_size: int = setting(4, ge=1)
+    best_metric: str = setting("valid_loss", choices=("valid_loss", "sdr"))
+    patience: int = setting(10, ge=0)
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    log_interval: int = 50
-    checkpoint_interval: int = 500
+    log_interval: int = setting(50, ge=1)
+    checkpoint_interval: int = setting(500, ge=1)
     tensorboard: bool = True
-    audio_examples: int = 1
+    audio_examples: int = setting(1, ge=0)
     progress: bool = True
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 0
-    segment_seconds: float = 6.0
-    batch_size: int = 8
-    steps_per_epoch: int = 1000
-    epochs: int = 100
-    num_workers: int = 4
-    cpu_threads: int = 0
-    amp: str = "bf16"
+    seed: int = setting(0, ge=0)
+    segment_seconds: float = setting(6.0, gt=0, le=3600)
+    batch_size: int = setting(8, ge=1)
+    steps_per_epoch: int = setting(1000, ge=1)
+    epochs: int = setting(100, ge=1)
+    num_workers: int = setting(4, ge=0, le=256)
+    cpu_threads: int = setting(0, ge=0, le=256)
+    amp: str = setting("bf16", choices=("bf16", "fp16", "off"))
     gradient_checkpointing: bool = False
     optimizer: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -123,25 +124,8 @@ class TrainConfig:
 
 
 def _build(cls: type, d: dict[str, Any], where: str) -> Any:
-    if not isinstance(d, dict):
-        raise ConfigError(f"config {where}: expected a mapping, got {type(d).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(fields))
-    if unknown:
-        raise ConfigError(f"config {where}: unknown keys {unknown}; expected some of {sorted(fields)}")
-    values: dict[str, Any] = {}
-    for k, v in d.items():
-        default = fields[k].default_factory() if fields[k].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            values[k] = _build(type(default), v, f"{where}.{k}")
-        elif isinstance(v, list):
-            values[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
-        else:
-            values[k] = v
-    try:
-        return cls(**values)
-    except TypeError as e:
-        raise ConfigError(f"config {where}: {e}") from None
+    """Every key checked against the dataclass fields: types, ranges, unknown keys (model.schema)."""
+    return build(cls, d, f"config {where}")
 
 
 def train_config(config: dict[str, Any]) -> TrainConfig:

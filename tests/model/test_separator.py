@@ -138,7 +138,7 @@ def test_bad_config_errors(tmp_path):
         model.build_separator("nope")
     with pytest.raises(model.ConfigError, match="hop_length"):
         model.ModelConfig.from_dict({**model_config("tiny").to_dict(), "hop_length": 1000})
-    with pytest.raises(model.ConfigError, match="unknown keys"):
+    with pytest.raises(model.ConfigError, match="unknown key"):
         model.ModelConfig.from_dict({**model_config("tiny").to_dict(), "bogus": 1})
     bad = tmp_path / "bad.yaml"
     bad.write_text("presets: [unclosed")
