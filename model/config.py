@@ -201,6 +201,19 @@ def check_config(config: dict[str, Any], command: str | None = None) -> None:
             (schema.from_config if dataclasses.is_dataclass(schema) else schema)(config)
 
 
+def resolve_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                   command: str | None = None) -> dict[str, Any]:
+    """The configuration a command runs with: config.yaml, deep-merged with the YAML file `path`
+    (`--config`) and `overrides` (values from CLI flags, same layout), checked (`check_config`)."""
+    config = load_config()
+    if path is not None:
+        config = merge_config(config, load_config(path))
+    if overrides:
+        config = merge_config(config, overrides)
+    check_config(config, command)
+    return config
+
+
 def preset_names(config: dict[str, Any] | None = None) -> list[str]:
     config = config if config is not None else load_config()
     return sorted(config.get("presets", {}))

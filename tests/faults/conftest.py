@@ -1,12 +1,8 @@
-"""Fixtures of the fault suite: broken and hostile inputs, written once per session, and helpers
-that check the exit contract of the CLIs (exit code, at most two stderr lines, no traceback, every
-pre-existing output byte-identical, no stray temporary)."""
+"""Fixtures of the fault suite: broken and hostile inputs, written once per session (the checks of the
+exit contract are in fault_helpers.py)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from fault_helpers import RATE
 
 import model
-
-ROOT = Path(__file__).resolve().parents[2]
-RATE = 44100
 
 
 def _noise(n: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -64,7 +58,11 @@ def assets(tmp_path_factory) -> Path:
         "blockneg": {"host": {"file_block": -4096}},
         "blockabc": {"host": {"file_block": "abc"}},
         "loud": {"mixer": {"limiter_ceiling_db": "loud"}},
-        "threads": {"host": {"torch_threads": -3}},
+        "threads": {"streaming": {"threads": -3}},
+        "compile": {"streaming": {"compile": "sometimes"}},
+        "keyfft": {"key": {"n_fft": "big"}},
+        "micblocks": {"mic": {"prefill_blocks": 0}},
+        "chains": {"chains": {"vocals": [{"effect": "flanger9000"}]}},
         "section": {"bogus": {"a": 1}},
         "hostkey": {"host": {"blok_size": 256}},
         "limiter": {"mixer": {"limiter_threshold_db": -0.05, "limiter_ceiling_db": -0.1}},
@@ -95,52 +93,3 @@ def _bad_data_folder(root: Path) -> None:
     track("channels", {"vocals": (8000, RATE, 1), "drums": (8000, RATE, 2), "bass": (8000, RATE, 2), "other": (8000, RATE, 2)})
     track("junk", {"vocals": (8000, RATE, 2), "drums": (8000, RATE, 2), "bass": (8000, RATE, 2)})
     (root / "junk" / "other.wav").write_bytes(os.urandom(2000))
-
-
-# -- the exit contract -----------------------------------------------------------------------------------
-def stray_temporaries(*folders: Path) -> list[Path]:
-    return [p for f in folders for p in Path(f).rglob("*") if ".partial" in p.name or p.name.endswith(".probe")]
-
-
-def protect(workdir: Path, names) -> dict[Path, bytes]:
-    """Pre-existing outputs: each gets distinct random bytes; returns what they must still hold."""
-    kept = {}
-    for name in names:
-        p = workdir / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        data = b"precious " + os.urandom(64)
-        p.write_bytes(data)
-        kept[p] = data
-    return kept
-
-
-def assert_contract(rc: int, err: str, expect_rc: int, message: str, kept: dict[Path, bytes], *folders: Path) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert rc == expect_rc, (rc, err)
-    assert "Traceback" not in err, err
-    assert 1 <= len(lines) <= 2, lines
-    assert message.lower() in lines[-1].lower(), (message, lines)
-    for path, data in kept.items():
-        assert path.is_file() and path.read_bytes() == data, f"{path} was changed"
-    assert not stray_temporaries(*folders), stray_temporaries(*folders)
-
-
-# -- real processes --------------------------------------------------------------------------------------
-def cli(module: str, *args: str, fsize: int | None = None, **kw) -> subprocess.Popen:
-    """Start `python -m MODULE ARGS` as a user would (stderr piped); `fsize` limits the size of every file
-    it writes (bash `ulimit -f`, i.e. RLIMIT_FSIZE: writing past it fails with EFBIG exactly where a full
-    disk fails with ENOSPC; Python ignores SIGXFSZ)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", module, *args]
-    if fsize is not None:
-        cmd = ["bash", "-c", f'ulimit -f {max(1, fsize // 1024)} && exec "$0" "$@"', *cmd]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def wait_for(predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the process ended early: {proc.returncode}, {proc.stderr.read()}")
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from conftest import assert_contract, protect
+from fault_helpers import assert_contract, protect
 
 CLI = {
     "streaming": "streaming.cli",
@@ -45,7 +45,11 @@ CASES = [
     c("stream-file-block-neg", "streaming", [*STREAM, "--config", "{A}/blockneg.yaml"], 2, "got -4096"),
     c("stream-file-block-abc", "streaming", [*STREAM, "--config", "{A}/blockabc.yaml"], 2, "got 'abc'"),
     c("stream-ceiling-loud", "streaming", [*STREAM, "--config", "{A}/loud.yaml"], 2, "mixer.limiter_ceiling_db"),
-    c("stream-threads-neg", "streaming", [*STREAM, "--config", "{A}/threads.yaml"], 2, "host.torch_threads"),
+    c("stream-threads-neg", "streaming", [*STREAM, "--config", "{A}/threads.yaml"], 2, "streaming.threads"),
+    c("stream-compile-word", "streaming", [*STREAM, "--config", "{A}/compile.yaml"], 2, "streaming.compile"),
+    c("stream-key-type", "streaming", [*STREAM, "--config", "{A}/keyfft.yaml"], 2, "key.n_fft"),
+    c("stream-mic-range", "streaming", [*STREAM, "--config", "{A}/micblocks.yaml"], 2, "mic.prefill_blocks"),
+    c("stream-unknown-effect", "streaming", [*STREAM, "--config", "{A}/chains.yaml"], 2, "flanger9000"),
     c("stream-unknown-section", "streaming", [*STREAM, "--config", "{A}/section.yaml"], 2, "unknown section 'bogus'"),
     c("stream-unknown-key", "streaming", [*STREAM, "--config", "{A}/hostkey.yaml"], 2, "unknown key 'blok_size'"),
     c("stream-limiter-order", "streaming", [*STREAM, "--config", "{A}/limiter.yaml"], 2, "limiter_threshold_db <"),
@@ -153,6 +157,8 @@ def test_bad_input(case: Case, assets, tmp_path, capfd):
     main = importlib.import_module(CLI[case.cli]).main
     kept = protect(tmp_path, case.kept)
     argv = [a.format(A=assets, W=tmp_path) for a in case.argv]
+    if case.cli == "streaming":
+        argv.append("--no-compile")   # the eager step: nothing here needs the compiled one
     capfd.readouterr()
     try:
         rc = main(argv)

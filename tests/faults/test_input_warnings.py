@@ -9,7 +9,7 @@ import soundfile as sf
 def test_truncated_input_warns_once_with_the_real_length(assets, tmp_path, capfd, name, real):
     from streaming.cli import main
     out = tmp_path / "out.wav"
-    assert main(["--input", str(assets / name), "--output", str(out), "--checkpoint", str(assets / "tiny.ckpt")]) == 0
+    assert main(["--input", str(assets / name), "--output", str(out), "--checkpoint", str(assets / "tiny.ckpt"), "--no-compile"]) == 0
     err = capfd.readouterr().err
     warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and "Traceback" not in err, err
@@ -33,5 +33,5 @@ def test_truncated_input_to_separate(assets, tmp_path, capfd):
 def test_all_stems_muted_warns(assets, tmp_path, capfd):
     from streaming.cli import main
     assert main(["--input", str(assets / "in.wav"), "--output", str(tmp_path / "o.wav"), "--checkpoint",
-                 str(assets / "tiny.ckpt"), "--mute", "vocals", "--mute", "accompaniment"]) == 0
+                 str(assets / "tiny.ckpt"), "--mute", "vocals", "--mute", "accompaniment", "--no-compile"]) == 0
     assert "every stem is silent" in capfd.readouterr().err

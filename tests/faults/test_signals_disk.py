@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import RATE, assert_contract, cli, protect, stray_temporaries, wait_for
+from fault_helpers import RATE, assert_contract, cli, protect, stray_temporaries, wait_for
 
 import model
 from model.files import PendingFile
@@ -59,11 +59,11 @@ def scenario(fn):
 def _stop_mid_run(sig: signal.Signals):
     def run(w: Path, assets: Path, long_wav: Path) -> Outcome:
         kept = protect(w, ["out.wav", "stats.json"])
-        proc = cli("streaming", "--input", str(long_wav), "--output", str(w / "out.wav"), "--checkpoint",
+        proc = cli("streaming", "--no-compile", "--input", str(long_wav), "--output", str(w / "out.wav"), "--checkpoint",
                    str(assets / "tiny.ckpt"), "--stats-json", str(w / "stats.json"), "-q")
         wait_for(_growing_temp(w), proc=proc)
         proc.send_signal(sig)
-        return Outcome(proc.wait(120), proc.communicate()[1], kept, w)
+        return Outcome(proc.wait(900), proc.communicate()[1], kept, w)
     return run
 
 
@@ -74,17 +74,17 @@ for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
 @scenario
 def streaming_sigkill(w: Path, assets: Path, long_wav: Path) -> Outcome:
     kept = protect(w, ["out.wav"])
-    proc = cli("streaming", "--input", str(long_wav), "--output", str(w / "out.wav"), "--checkpoint",
+    proc = cli("streaming", "--no-compile", "--input", str(long_wav), "--output", str(w / "out.wav"), "--checkpoint",
                str(assets / "tiny.ckpt"), "-q")
     wait_for(_growing_temp(w), proc=proc)
     proc.kill()
-    return Outcome(proc.wait(60), proc.communicate()[1], kept, w)
+    return Outcome(proc.wait(900), proc.communicate()[1], kept, w)
 
 
 @scenario
 def start_up_sigint(w: Path, assets: Path, long_wav: Path) -> Outcome:
     kept = protect(w, ["out.wav"])
-    proc = cli("streaming", "--input", str(assets / "in.wav"), "--output", str(w / "out.wav"), "--checkpoint",
+    proc = cli("streaming", "--no-compile", "--input", str(assets / "in.wav"), "--output", str(w / "out.wav"), "--checkpoint",
                str(assets / "tiny.ckpt"))
 
     def handlers_installed() -> bool:     # SIGHUP and SIGTERM caught: quiet_startup() ran, torch is loading
@@ -94,7 +94,7 @@ def start_up_sigint(w: Path, assets: Path, long_wav: Path) -> Outcome:
         return caught & mask == mask
     wait_for(handlers_installed, proc=proc)
     proc.send_signal(signal.SIGINT)
-    return Outcome(proc.wait(120), proc.communicate()[1], kept, w)
+    return Outcome(proc.wait(900), proc.communicate()[1], kept, w)
 
 
 @scenario
@@ -104,15 +104,15 @@ def separate_sigterm(w: Path, assets: Path, long_wav: Path) -> Outcome:
                "-q")
     wait_for(_growing_temp(w / "sep" / "long"), proc=proc)
     proc.send_signal(signal.SIGTERM)
-    return Outcome(proc.wait(120), proc.communicate()[1], kept, w)
+    return Outcome(proc.wait(900), proc.communicate()[1], kept, w)
 
 
 @scenario
 def streaming_full_disk(w: Path, assets: Path, long_wav: Path) -> Outcome:
     kept = protect(w, ["out.wav"])
-    proc = cli("streaming", "--input", str(long_wav), "--output", str(w / "out.wav"), "--checkpoint",
+    proc = cli("streaming", "--no-compile", "--input", str(long_wav), "--output", str(w / "out.wav"), "--checkpoint",
                str(assets / "tiny.ckpt"), "-q", fsize=FSIZE)
-    return Outcome(proc.wait(300), proc.communicate()[1], kept, w)
+    return Outcome(proc.wait(900), proc.communicate()[1], kept, w)
 
 
 @scenario
@@ -120,7 +120,7 @@ def separate_full_disk(w: Path, assets: Path, long_wav: Path) -> Outcome:
     kept = protect(w, ["sep/earlier/vocals.wav"])
     proc = cli("tools.separate", str(long_wav), "--out", str(w / "sep"), "--checkpoint", str(assets / "tiny.ckpt"),
                "-q", fsize=FSIZE)
-    return Outcome(proc.wait(300), proc.communicate()[1], kept, w)
+    return Outcome(proc.wait(900), proc.communicate()[1], kept, w)
 
 
 @scenario
@@ -128,7 +128,7 @@ def export_full_disk(w: Path, assets: Path, long_wav: Path) -> Outcome:
     kept = protect(w, ["exp/step.pt"])
     proc = cli("tools.export", "--out", str(w / "exp"), "--preset", "tiny", "--formats", "torchscript",
                "--segment-seconds", "0.25", fsize=20_000)
-    return Outcome(proc.wait(300), proc.communicate()[1], kept, w)
+    return Outcome(proc.wait(900), proc.communicate()[1], kept, w)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ def test_streaming_sigkill_keeps_the_output_and_the_next_run_removes_the_tempora
     assert len(stray_temporaries(o.folder)) == 1           # SIGKILL cannot be caught: one temporary left...
     from streaming.cli import main
     assert main(["--input", str(assets / "in.wav"), "--output", str(out), "--checkpoint",
-                 str(assets / "tiny.ckpt"), "-q"]) == 0
+                 str(assets / "tiny.ckpt"), "-q", "--no-compile"]) == 0
     assert not stray_temporaries(o.folder)                 # ...removed by the next write of that output
     assert sf.info(out).frames == sf.info(assets / "in.wav").frames
 
