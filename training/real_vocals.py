@@ -132,6 +132,11 @@ class RealVocalsConfig:
         return cfg
 
 
+def check_section(config: dict[str, Any]) -> None:
+    """model.config.SECTIONS: the `real_vocals` section of a merged configuration builds."""
+    RealVocalsConfig.from_dict(config["real_vocals"])
+
+
 # -- where the data lies, and what must never be trained on ----------------------------------------------
 def find_data_root(explicit: str | Path | None = None, configured: str | None = None) -> Path:
     """The shared data folder: `explicit`, else $TFSWA_SHARED_DATA, else `configured` (relative to the
