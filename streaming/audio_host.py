@@ -43,11 +43,12 @@ class LiveHost:
                  source=None, out_device: int | None = None, out_path=None, samplerate: int | None = None,
                  midi=None, status: bool = True, controls=None, fx=None, routes=None, mic=None,
                  mic_channel: int | None = None, mic_level_db: float = 0.0, mic_prefill_blocks: int = 2,
-                 jack_client: str | None = None):
+                 jack_client: str | None = None, meter_cfg=None):
         """fx: stem_fx.StemEffects; routes: [routing.Route] (None: the mix on 1-2); mic: the mic chain's effect
         specs (a tuple, maybe empty) for input column `mic_channel` (0-based), None: no mic; controls: the
         ControlRegistry applied between blocks (the mic's controls are added to it); jack_client: open this
-        JACK client with named ports (routing.jack_layout) instead of a PortAudio stream."""
+        JACK client with named ports (routing.jack_layout) instead of a PortAudio stream; meter_cfg: the
+        meters.MeterConfig of the meters the worker publishes (`self.chain.meters`)."""
         import sounddevice as sd
         self.sd = sd
         self.engine, self.mixer, self.cfg, self.midi = engine, mixer, cfg, midi
@@ -134,7 +135,7 @@ class LiveHost:
         self._ring_cols = (*self.in_cols, *(() if mic is None else (mic_channel,)))
         self.out_ring = AudioRing(cap, self.out_channels) if self.out_channels else None
         self.chain = RemixChain(engine, mixer, self.rate, cfg.resample_quality, out_channels=self.out_channels or 2,
-                                fx=fx, router=self.router)
+                                fx=fx, router=self.router, meter_cfg=meter_cfg)
         # Late blocks play the dry input on the mix's channels (all channels without routing), silence elsewhere.
         if not self.in_cols:
             self._dry_map = []
@@ -172,6 +173,8 @@ class LiveHost:
         self._stop = False
         self._error: BaseException | None = None
         self._captured = 0           # frames the callback put into the input ring (device -> file)
+        self._busy_s = 0.0           # worker: seconds spent in chain.process (the mean load)
+        self._busy_frames = 0        # worker: frames those seconds processed
 
     # setup ---------------------------------------------------------------------------------------
     @property
@@ -423,6 +426,8 @@ class LiveHost:
             dt = time.perf_counter() - t0
             load_ema += 0.1 * (dt * self.rate / max(1, x.shape[0]) - load_ema)
             self.stats.worker_load = load_ema
+            self._busy_s += dt
+            self._busy_frames += x.shape[0]
             if self.out_ring is not None:
                 if self.out_ring.write(y) < y.shape[0]:
                     self.stats.output_ring_drops += 1
@@ -435,7 +440,9 @@ class LiveHost:
         self.engine.feed(np.zeros((2, 4 * self.engine.hop_length + self.engine.latency_samples), np.float32))
         self.engine.reset()
 
-    def run(self, duration: float | None = None) -> RunStats:
+    def run(self, duration: float | None = None, main_loop=None) -> RunStats:
+        """main_loop(t0, duration): what the main thread does while the stream runs (default: the status line;
+        the terminal mixer passes its own); it returns when `running(t0, duration)` turns False or the user quits."""
         self._warm_up()
         if self.out_ring is not None and self.in_ring is not None and self.headstart is None:
             self.plan_headstart()
@@ -472,7 +479,7 @@ class LiveHost:
                 self.stats.device_latency_ms = 1000.0 * (sum(dev_lat) if isinstance(dev_lat, tuple) else dev_lat)
                 if self.out_ring is not None:
                     print(f"streaming: {latency_line(self.stats)}", file=sys.stderr, flush=True)
-                self._main_loop(t0, duration)
+                (main_loop or self._main_loop)(t0, duration)
         except KeyboardInterrupt:
             pass
         except BaseException:
@@ -511,6 +518,10 @@ class LiveHost:
             self.stats.extra["output_frames"] = writer.written
         return self.stats
 
+    def running(self, t0: float, duration: float | None) -> bool:
+        """Main thread: whether the run goes on (no stop, error or drained file, duration not reached)."""
+        return not (self._stop or self._drained or (duration is not None and time.perf_counter() - t0 >= duration))
+
     def _main_loop(self, t0: float, duration: float | None) -> None:
         interval = max(0.5, float(self.cfg.status_interval_s))
         next_status = t0 + interval
@@ -547,4 +558,6 @@ class LiveHost:
             s.extra["mic_latency_ms"] = round(1000.0 * (self.mic_prefill + self.block) / self.rate
                                               + s.device_latency_ms, 3)
         s.seconds = self.chain.frames_in / self.rate
+        if self._busy_frames:
+            s.extra["worker_load_mean"] = round(self._busy_s * self.rate / self._busy_frames, 4)
 

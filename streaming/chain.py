@@ -11,6 +11,7 @@ import numpy as np
 
 from model.schema import build, setting
 
+from .meters import MeterConfig, Meters
 from .mixer import StemMixer
 from .resample import StreamResampler
 
@@ -55,12 +56,13 @@ class RemixChain:
     """`process(x)` (n, C_in) at `io_rate` -> remix (m, K) at `io_rate`; `flush()` -> the rest.
 
     Between the engine and the mixer, `fx` (stem_fx.StemEffects: key change, per-stem chains, alignment)
-    and after it the mix chain; `router` (routing.Router) lays the sources out on K output channels
+    and after it the mix chain; `meters` (meters.Meters) meter every stem and the master bus; `router`
+    (routing.Router) lays the sources out on K output channels
     (default: the mix on 2, or its mono sum on 1). The output is delayed by `latency_frames`: the engine's
     latency plus the chains', at the I/O rate (soxr itself is time-aligned)."""
 
     def __init__(self, engine, mixer: StemMixer, io_rate: int, quality: str = "LQ", out_channels: int = 2,
-                 fx=None, router=None):
+                 fx=None, router=None, meter_cfg: MeterConfig | None = None):
         self.engine, self.mixer = engine, mixer
         self.io_rate, self.model_rate = int(io_rate), int(engine.sample_rate)
         self.channels = 2
@@ -77,6 +79,7 @@ class RemixChain:
             self._dry = DelayLine(self.channels, engine.latency_samples + self.fx_latency_samples)
         self.nonfinite_samples = 0
         self.stem_levels_db = np.full(len(mixer.stems), -200.0)
+        self.meters = Meters(tuple(mixer.stems), self.model_rate, meter_cfg)   # per stem post-fader, master
         self.frames_in = 0
 
     @property
@@ -106,6 +109,7 @@ class RemixChain:
             mix = self.mixer.limit(fx.process_mix(self.mixer.mix(stems, limit=False)))
         else:
             mix = self.mixer.mix(stems)
+        self.meters.update(stems, mix, self.mixer.fader_gains(), self.mixer.reduction_db)
         router = self.router
         if router is None:
             return mix.T

@@ -26,6 +26,15 @@ mic    : --mic CHANNEL adds the singer's microphone (an input channel) through i
 MIDI   : --midi PORT|virtual opens an input; controls map to actions through --midi-map FILE (written by
          --midi-learn FILE) or the default map in config.yaml (midi.default_map). Fader law:
          gain_db = 40*log10(v/127) + midi.fader_max_db, v = 0 silent.
+ui     : --ui shows a terminal mixer: per stem a meter (RMS bar, peak, peak hold; post-fader), fader, mute and
+         solo, its chain's main parameters; the master with its limiter; the key; the engine (model, eager or
+         compiled, CPU or GPU, latency and its parts, load, step p99, late blocks, xruns, MIDI). On by default
+         for a live run started from a terminal (stdin and stdout both terminals; not with -q): the mixer is
+         how a live run is played, and scripts, pipes and CI (no terminal) keep the one status line; --no-ui
+         or config ui.enabled: off turns it off. Keys: up/down select a strip (1-9 jump), left/right fader
+         -/+1 dB, pgup/pgdn +/-6 dB, 0 unity, m mute, s solo, [ ] key -/+1 semitone, \\ key 0, p next
+         parameter, , . parameter -/+, q or Ctrl-C quit. Mouse: click M / S, click or scroll a fader.
+         Changes go through the same queue as MIDI, so MIDI and keys move the same faders.
 exit   : Ctrl-C, end of file or --duration stop cleanly; user errors print one line and exit with code 2.
 example: python -m streaming --input demo --mute vocals --output karaoke.wav
 """
@@ -74,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--late", choices=("dry", "silence"), help="what a late block plays (config host.late_policy)")
     au.add_argument("--config", help="YAML file whose values override config.yaml")
     au.add_argument("--stats-json", metavar="PATH", help="write the run's figures as one JSON object at exit")
-    au.add_argument("--quiet", "-q", action="store_true", help="no status line")
+    au.add_argument("--quiet", "-q", action="store_true", help="no status line (and no mixer unless --ui)")
+    au.add_argument("--ui", action=argparse.BooleanOptionalAction, default=None,
+                    help="the terminal mixer (keys and defaults: see below); default: config ui.enabled = auto, "
+                    "on when stdin and stdout are terminals and the run is live")
     fx = p.add_argument_group("plugins, key and routing")
     fx.add_argument("--fx", action="append", default=[], metavar="TARGET=EFFECT[:P=V,...]",
                     help="append an effect to a chain: TARGET is a stem, mix or mic (repeatable; replaces that "
@@ -222,6 +234,7 @@ def run(args) -> int:
     from model.schema import replace
 
     from .chain import HostConfig
+    from .meters import MeterConfig
     from .midi import (
         MidiConfig,
         MidiMap,
@@ -321,6 +334,7 @@ def run(args) -> int:
         print(f"midi-learn: wrote {len(learned.bindings)} bindings to {args.midi_learn}", file=sys.stderr)
         return 0
 
+    use_ui, ui_cfg = _ui(args, config, live=in_ep.kind == "device" or out_ep.kind == "device")
     engine = _engine(args, sep, config)
 
     if args.jack_ports and out_ep.kind != "device":
@@ -342,18 +356,24 @@ def run(args) -> int:
                             in_channels=in_channels, source=source,
                             out_device=out_ep.device if out_ep.kind == "device" else None,
                             out_path=out_ep.path if out_ep.kind == "file" else None,
-                            samplerate=args.samplerate or host_cfg.samplerate, status=not args.quiet,
+                            samplerate=args.samplerate or host_cfg.samplerate, status=not (args.quiet or use_ui),
                             controls=controls, fx=fx, routes=routes or None,
                             mic=None if mic is None else mic["specs"],
                             mic_channel=None if mic is None else mic["channel"],
                             mic_level_db=0.0 if mic is None else mic["level_db"],
                             mic_prefill_blocks=2 if mic is None else mic["prefill_blocks"],
-                            jack_client=routing_cfg.jack_client_name if args.jack_ports else None)
+                            jack_client=routing_cfg.jack_client_name if args.jack_ports else None,
+                            meter_cfg=MeterConfig.from_config(config))
             midi = host.midi = _open_midi(args, raw_map, stems, controls, midi_cfg)
             ports = f"; JACK ports {', '.join(host.port_names)}" if host.port_names else ""
             print(f"streaming: {in_ep.name} -> {out_ep.name} at {host.rate} Hz, block {host.blocksize} "
                   f"({where}; stems {', '.join(stems)}{ports}); Ctrl-C stops", file=sys.stderr)
-            stats = host.run(args.duration)
+            main_loop = None
+            if use_ui:
+                from .mixer_ui import mixer_main_loop
+                main_loop = mixer_main_loop(host, ui_cfg, where, f"{in_ep.name} -> {out_ep.name} at {host.rate} Hz, "
+                                            f"block {host.blocksize}")
+            stats = host.run(args.duration, main_loop=main_loop)
     finally:
         if midi is not None:
             midi.close()
@@ -369,6 +389,22 @@ def run(args) -> int:
         write_stats_json(d, args.stats_json)
     print(summary(d), file=sys.stderr)
     return 0
+
+
+def _ui(args, config: dict, live: bool):
+    """(show the terminal mixer?, UiConfig). Explicit --ui needs textual and a live run; auto falls back to the
+    status line without textual."""
+    from .mixer_view import UiConfig, want_ui
+    ui_cfg = UiConfig.from_config(config)
+    use = want_ui(args.ui, ui_cfg, live, args.quiet)
+    if use:
+        try:
+            import textual  # noqa: F401
+        except ImportError as e:
+            if args.ui:
+                raise UserError(f"--ui needs the textual package ({e}); expected `pip install textual`") from None
+            use = False
+    return use, ui_cfg
 
 
 def _open_midi(args, raw_map, stems, controls, midi_cfg):

@@ -65,6 +65,7 @@ class StemMixer:
         self._ceiling = db_to_gain(self.cfg.limiter_ceiling_db)
         self._current = self._targets()       # linear gains at the end of the last block
         self.limited_samples = 0
+        self.reduction_db = 0.0               # the limiter's largest gain reduction in the last block (meters)
 
     # controls ------------------------------------------------------------------------------------
     def index(self, stem: str) -> int:
@@ -134,10 +135,18 @@ class StemMixer:
     def limit(self, out: np.ndarray) -> np.ndarray:
         """The soft limiter, in place on (C, n) float32."""
         over = int((np.abs(out) > self._threshold).sum())
+        self.reduction_db = 0.0
         if over:
             self.limited_samples += over
+            top = float(np.abs(out).max())
+            span = self._ceiling - self._threshold
+            self.reduction_db = 20.0 * math.log10(top / (self._threshold + span * math.tanh((top - self._threshold) / span)))
             soft_limit(out, self._threshold, self._ceiling)
         return out
+
+    def fader_gains(self) -> np.ndarray:
+        """(S,) linear gain of each stem's fader with mute and solo applied, master excluded (post-fader meters)."""
+        return np.where(self._audible(), 10.0 ** (self.gain_db / 20.0), 0.0)
 
     def direct(self, stems: np.ndarray) -> np.ndarray:
         """(S, C, n) -> (S, C, n): each stem scaled by its own gain (ramped), whatever mute, solo and master
