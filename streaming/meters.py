@@ -3,7 +3,7 @@
 Per stem (post-fader: after its key change and chain, scaled by its fader, mute and solo, before the master)
 and for the master bus (after the master gain and the limiter): a peak level that falls at
 `peak_fall_db_per_s`, an RMS level averaged over `rms_window_s` (exponential), a peak hold that stays
-`peak_hold_s` and then drops to the peak; and the limiter's gain reduction (with the peak's fall).
+`peak_hold_s` and then falls with the peak; and the limiter's gain reduction (with the peak's fall).
 
 The worker writes preallocated NumPy arrays after every block (`update`, worker thread only); a reader
 (`read`, any thread) takes them as they are, without a lock, and lets them fall by the wall time since the
@@ -29,7 +29,7 @@ class MeterConfig:
     """`config.yaml` section `meters`."""
 
     peak_fall_db_per_s: float = 20.0     # how fast the peak bar (and the limiter's reduction) falls
-    peak_hold_s: float = 1.5             # how long the peak-hold marker stays before it drops to the peak
+    peak_hold_s: float = 1.5             # how long the peak-hold marker stays before it falls with the peak
     rms_window_s: float = 0.3            # time constant of the RMS average (a VU-like 300 ms)
 
     @classmethod
@@ -107,9 +107,11 @@ class Meters:
         self.mean_square *= a
         self.mean_square += (1.0 - a) * ms
         self.hold_age_s += dt
-        renew = (block_db >= self.hold_db) | (self.hold_age_s > cfg.peak_hold_s)
+        renew = block_db >= self.hold_db                  # a new peak: hold it (again) from now
         self.hold_db[renew] = self.peak_db[renew]
         self.hold_age_s[renew] = 0.0
+        expired = self.hold_age_s > cfg.peak_hold_s       # held long enough: follow the falling peak
+        self.hold_db[expired] = self.peak_db[expired]
         self.limiter_db = max(float(limiter_db), self.limiter_db - cfg.peak_fall_db_per_s * dt)
         self.stamp = time.perf_counter()
         self.updates += 1

@@ -76,8 +76,13 @@ def _runs(cells: list[tuple[str, Style]]) -> list[Segment]:
     return segments
 
 
-def _fit(text: str, width: int) -> str:
-    return text[:width].ljust(width)
+def _fit(text: str, width: int, style: Style | None = None) -> list[Segment]:
+    """`text` cut or padded to `width` cells; leading blanks as their own Segment (SVG renderers drop blanks
+    at the start of a text run, which would shift a screenshot's columns)."""
+    text = text[:width].ljust(width)
+    body = text.lstrip(" ")
+    lead = len(text) - len(body)
+    return ([Segment(" " * lead)] if lead else []) + ([Segment(body, style)] if body else [])
 
 
 class StripRow(Widget):
@@ -88,7 +93,7 @@ class StripRow(Widget):
     """
 
     DEFAULT_CSS = "StripRow { height: 2; margin: 1 0 0 0; }"
-    NAME, TOGGLES, READOUT, PARAMS = 16, 9, 21, 36
+    NAME, TOGGLES, READOUT, PARAMS = 16, 9, 24, 36
     ZONES: ClassVar = [(top, Style.parse(bright), Style.parse(dim), Style.parse(f"bold {bright}")) for top, bright, dim in ZONES]
     ZERO, EMPTY = Style.parse("grey50"), Style.parse("grey23")
     KNOB, KNOB_OFF = Style.parse("bold white"), Style.parse("grey50")
@@ -156,7 +161,7 @@ class StripRow(Widget):
         segs: list[Segment] = []
         if y == 0:
             name = ("> " if self.selected else "  ") + self.strip.name
-            segs.append(Segment(_fit(name, self.NAME - 1), self.SELECTED if self.selected else self.NAME_STYLE))
+            segs += _fit(name, self.NAME - 1, self.SELECTED if self.selected else self.NAME_STYLE)
             segs.append(Segment(" "))
             if self.strip.mute:
                 mute, solo = self.toggles
@@ -165,14 +170,14 @@ class StripRow(Widget):
             else:
                 segs.append(Segment(" " * self.TOGGLES))
             segs += self._meter_segments(bars)
-            segs.append(Segment(_fit(" " + self.levels, readout)))
+            segs += _fit("  " + self.levels, readout)
         else:
             segs.append(Segment(" " * start))
             segs += self._fader_segments(bars)
-            segs.append(Segment(_fit(" " + self.gain, readout)))
+            segs += _fit("  " + self.gain, readout)
         if params:
             style = self.ALERT if (self.alert and y == 0) else self.MUTED
-            segs.append(Segment(_fit(" " + self.params[y], params), style))
+            segs += _fit(" " + self.params[y], params, style)
         return Strip(segs, self.size.width)
 
     def _meter_segments(self, width: int) -> list[Segment]:
@@ -436,13 +441,14 @@ def mixer_main_loop(host, cfg: UiConfig, model_name: str, title: str = ""):
     return loop
 
 
-def headless_main_loop(host, cfg: UiConfig, script, model_name: str = "", size: tuple[int, int] = (120, 34)):
+def headless_main_loop(host, cfg: UiConfig, script, model_name: str = "", size: tuple[int, int] = (120, 34),
+                       title: str = "headless"):
     """The mixer without a terminal (textual's headless pilot), for tests and benchmarks:
     `await script(app, pilot)` runs while the stream runs; the run ends when the script returns or the run does."""
     def loop(t0: float, duration: float | None) -> None:
         async def main() -> None:
             view = LiveView(host, t0, duration, model_name)
-            app = MixerApp(view, cfg, "headless")
+            app = MixerApp(view, cfg, title)
             async with app.run_test(size=size) as pilot:
                 await script(app, pilot)
                 if app.is_running:

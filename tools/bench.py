@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                     "auto, the engine's policy: 1 (default auto; see streaming/cpu.py)")
     ap.add_argument("--hops", type=int, default=400, help="timed hops per cached run (naive runs a quarter)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
+    ap.add_argument("--plot", metavar="PNG", help="draw the per-hop compute time of each preset and mode against "
+                    "the hop deadline (tools/plots.py; the same records as --json)")
     tools_cfg = (model.load_config().get("tools") or {}).get("bench") or {}
     ap.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True,
                     help="offline presets (paper) on full clips (default on)")
@@ -147,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-seconds", type=float, default=float(tools_cfg.get("peer_seconds", 10.0)))
     args = ap.parse_args(argv)
     try:
-        if args.json:
-            from model.files import check_output_file
-            check_output_file(args.json, "--json")
+        from model.files import check_output_file
+        for flag, path in (("--json", args.json), ("--plot", args.plot)):
+            if path:
+                check_output_file(path, flag)
         threads = cpu.set_threads(args.threads)
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
@@ -188,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         from model.files import write_json
         write_json(args.json, records)
+    if args.plot:
+        from tools.plots import bench_figure, save_png
+        try:
+            save_png(bench_figure(records), args.plot)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

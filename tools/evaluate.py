@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action="append", default=[], choices=("mixture", "oracle"),
                    help="also score the mixture / the oracle ratio masks (repeatable)")
     p.add_argument("--json", metavar="PATH", help="write the scores as JSON")
+    p.add_argument("--plot", metavar="PNG", help="draw SDR per track and stem against the baselines it ran "
+                   "(tools/plots.py; the same scores as --json)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--quiet", "-q", action="store_true")
     return p
@@ -267,12 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from model.config import TOOLS, resolve_config
-    from model.files import check_output_file
+    from model.files import check_output_file, json_safe
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: expected a CUDA GPU, none is available")
     resolve_config(command=TOOLS)
-    if args.json:
-        check_output_file(args.json, "--json")
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)
     tracks = open_data(args.data, args.subset)
     sep, where = load_separator(args.checkpoint, args.preset)
     mode = "streaming" if args.streaming else "offline"
@@ -283,6 +286,9 @@ def run(args) -> int:
     print(format_table(result["aggregate"]))
     if args.json:
         write_json(args.json, result)
+    if args.plot:
+        from .plots import evaluate_figure, save_png
+        save_png(evaluate_figure(json_safe(result)), args.plot)      # exactly what --json holds
     return 0
 
 

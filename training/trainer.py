@@ -189,6 +189,15 @@ class MetricsLog:
             self.tb.close()
 
 
+def plot_curves(out: Path) -> None:
+    """curves.png (loss and validation SDR, from metrics.jsonl) in the run folder; never stops a run."""
+    try:
+        from tools.plots import write_training_plot
+        write_training_plot(out)
+    except Exception as e:  # noqa: BLE001 - a picture is not worth a training run
+        print(f"warning: could not draw {out / 'curves.png'}: {e}")
+
+
 # ------------------------------------------------------------------------------------------------
 # the trainer
 
@@ -340,6 +349,7 @@ class Trainer:
         result["best"] = improved
         if log is not None:
             log.write(result, "valid")
+            plot_curves(self.spec.out)
             if example is not None and self.cfg.logging.audio_examples > 0:
                 log.examples(self.step, self.separator.sample_rate, self.separator.stems, *example)
         self.last_valid = {k: result[k] for k in ("step", "valid_loss", "sdr", "sdr_mean")}

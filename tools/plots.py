@@ -1,0 +1,240 @@
+"""Pictures of the tools' figures, drawn from the JSON they write (matplotlib, no display needed).
+
+    python -m tools.plots bench bench.json --out bench.png             # per-hop compute time vs the hop deadline
+    python -m tools.plots evaluate scores.json --out scores.png        # SDR per track and stem vs the baselines
+    python -m tools.plots training runs/NAME/metrics.jsonl --out curves.png   # loss and validation SDR
+
+`tools.bench --plot`, `tools.evaluate --plot` and `python -m training` (curves.png in the run folder at each
+validation) call the same functions with the records they also write as JSON, so a picture always shows
+exactly the numbers of its JSON. PNGs are written atomically (temp file + rename).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import UserError, run_cli
+
+ESTIMATE_STYLE = {"mixture": ("#9e9e9e", "s"), "model": ("#1f77b4", "o"), "oracle": ("#2ca02c", "D")}
+MODE_COLOURS = {"cached": "#1f77b4", "compiled": "#ff7f0e", "naive": "#9467bd"}
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def save_png(fig, path: str | Path) -> Path:
+    """Write the figure as a PNG atomically: a temp file beside the target, renamed when complete."""
+    from model.files import atomic_output
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"--plot: folder does not exist: {path.parent}")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+# -- tools.bench -----------------------------------------------------------------------------------
+def bench_series(records: list[dict]) -> dict[str, list[tuple[str, np.ndarray, float]]]:
+    """preset -> [(mode, per-hop ms, hop ms)] of the streaming records that carry every timed hop."""
+    out: dict[str, list[tuple[str, np.ndarray, float]]] = {}
+    for r in records:
+        if r.get("step_ms"):
+            out.setdefault(r["preset"], []).append((r["mode"], np.asarray(r["step_ms"], np.float64),
+                                                    float(r["hop_ms"])))
+    if not out:
+        raise UserError("bench plot: expected streaming records with per-hop times (`step_ms`), found none")
+    return out
+
+
+def bench_figure(records: list[dict]):
+    """One panel per preset: per mode the distribution of per-hop compute time (violin, p50 and p99 marks),
+    against the hop deadline (the time one hop of audio lasts)."""
+    series = bench_series(records)
+    fig = _figure(max(4.0, 3.2 * len(series)), 4.2)
+    axes = fig.subplots(1, len(series), squeeze=False)[0]
+    meta = records[0]
+    for ax, (preset, rows) in zip(axes, series.items()):
+        data = [np.maximum(t, 1e-3) for _, t, _ in rows]
+        parts = ax.violinplot(data, showextrema=False, widths=0.8)
+        for body, (mode, _, _) in zip(parts["bodies"], rows):
+            body.set_facecolor(MODE_COLOURS.get(mode, "#7f7f7f"))
+            body.set_alpha(0.55)
+        for i, t in enumerate(data, start=1):
+            p50, p99 = np.percentile(t, [50, 99])
+            ax.hlines([p50], i - 0.3, i + 0.3, colors="black", linewidth=1.5)
+            ax.hlines([p99], i - 0.2, i + 0.2, colors="black", linewidth=1, linestyles=":")
+            ax.annotate(f"p99 {p99:.2f}", (i + 0.22, p99), fontsize=7, va="center")
+        hop = rows[0][2]
+        ax.axhline(hop, color="#d62728", linestyle="--", linewidth=1.2, label=f"hop deadline {hop:.2f} ms")
+        ax.set_xticks(range(1, len(rows) + 1), [f"{m}\n{t.size} hops" for m, t, _ in rows])
+        ax.set_title(preset, fontsize=10)
+        ax.set_ylabel("compute per hop (ms)")
+        top = max(float(np.max(t)) for t in data)
+        bottom = min(float(np.min(t)) for t in data)
+        if top / max(bottom, 1e-3) > 30:
+            ax.set_yscale("log")
+        ax.legend(loc="upper left", fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"tools.bench: per-hop compute time ({meta.get('device', 'cpu')}, {meta.get('threads', '?')} "
+                 f"thread(s)); solid: p50, dotted: p99", fontsize=10)
+    return fig
+
+
+# -- tools.evaluate --------------------------------------------------------------------------------
+def evaluate_series(result: dict, metric: str = "SDR") -> dict[str, dict[str, list[float | None]]]:
+    """stem -> estimate -> [score per track (None: NaN), then the aggregate (median over tracks)]."""
+    tracks = list(result["tracks"])
+    stems: dict[str, dict[str, list[float | None]]] = {}
+    for est, per_stem in result["aggregate"].items():
+        for stem in per_stem:
+            stems.setdefault(stem, {})[est] = [_finite(result["tracks"][t].get(est, {}).get(stem, {}).get(metric))
+                                               for t in tracks] + [_finite(per_stem[stem].get(metric))]
+    return stems
+
+
+def _finite(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def evaluate_figure(result: dict, metric: str = "SDR"):
+    """A dot plot per stem: each track (and the median over tracks) on a row, one marker per estimate
+    (mixture = the floor, model, oracle = the ceiling of magnitude masking)."""
+    series = evaluate_series(result, metric)
+    tracks = [*result["tracks"], "median"]
+    fig = _figure(max(4.5, 3.6 * len(series)), 1.4 + 0.32 * len(tracks))
+    axes = fig.subplots(1, len(series), squeeze=False, sharey=True)[0]
+    y = np.arange(len(tracks))[::-1]
+    for ax, (stem, ests) in zip(axes, series.items()):
+        for est in sorted(ests, key=lambda e: list(ESTIMATE_STYLE).index(e) if e in ESTIMATE_STYLE else 9):
+            colour, marker = ESTIMATE_STYLE.get(est, ("#7f7f7f", "x"))
+            vals = np.array([np.nan if v is None else v for v in ests[est]])
+            ax.scatter(vals, y, color=colour, marker=marker, label=est, zorder=3, s=28)
+        for row in range(len(tracks)):
+            vals = [v[row] for v in ests.values() if v[row] is not None]
+            if vals:
+                ax.hlines(y[row], min(vals), max(vals), colors="#dddddd", zorder=1)
+        ax.axhline(0.5, color="#bbbbbb", linewidth=0.8)
+        ax.set_title(stem, fontsize=10)
+        ax.set_xlabel(f"{metric} (dB)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, tracks, fontsize=8)
+    axes[-1].legend(loc="lower right", fontsize=7)
+    meta = result.get("meta") or {}
+    fig.suptitle(f"tools.evaluate: {metric} per track ({meta.get('model', 'model')}; {meta.get('mode', '')} "
+                 f"{meta.get('data', '')})", fontsize=9)
+    return fig
+
+
+# -- training --------------------------------------------------------------------------------------
+def training_series(lines: list[dict]) -> dict[str, list]:
+    """metrics.jsonl entries -> train (step, loss), valid (step, valid_loss) and valid SDR per stem."""
+    train = [(e["step"], e["loss"]) for e in lines if "loss" in e and "valid_loss" not in e]
+    valid = [e for e in lines if "valid_loss" in e]
+    sdr: dict[str, list[tuple[int, float]]] = {}
+    for e in valid:
+        for stem, v in (e.get("sdr") or {}).items():
+            sdr.setdefault(stem, []).append((e["step"], v))
+    return {"train": train, "valid": [(e["step"], e["valid_loss"]) for e in valid], "sdr": sdr}
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: expected a metrics.jsonl written by `python -m training`, found no such file")
+    out = []
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i < len(lines) - 1:                   # a torn last line is a run that is still writing
+                    raise UserError(f"{path} line {i + 1}: expected JSON, got {line[:60]!r}") from None
+    return out
+
+
+def training_figure(lines: list[dict]):
+    """Loss (train and validation) and validation SDR per stem against the step."""
+    s = training_series(lines)
+    if not s["train"] and not s["valid"]:
+        raise UserError("training plot: metrics.jsonl has no loss entries yet")
+    fig = _figure(10.0, 3.8)
+    ax_loss, ax_sdr = fig.subplots(1, 2)
+    if s["train"]:
+        steps, loss = zip(*s["train"])
+        ax_loss.plot(steps, loss, color="#1f77b4", linewidth=1, label="train loss")
+    if s["valid"]:
+        steps, loss = zip(*s["valid"])
+        ax_loss.plot(steps, loss, color="#d62728", marker="o", markersize=3, linewidth=1.2, label="validation loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss")
+    values = [v for _, v in s["train"] + s["valid"]]
+    if values and min(values) > 0 and max(values) / min(values) > 10:
+        ax_loss.set_yscale("log")
+    ax_loss.legend(fontsize=8)
+    ax_loss.grid(alpha=0.3)
+    for stem, pts in s["sdr"].items():
+        steps, v = zip(*pts)
+        ax_sdr.plot(steps, v, marker="o", markersize=3, linewidth=1.2, label=stem)
+    ax_sdr.set_xlabel("step")
+    ax_sdr.set_ylabel("validation SDR (dB)")
+    if s["sdr"]:
+        ax_sdr.legend(fontsize=8)
+    ax_sdr.grid(alpha=0.3)
+    fig.suptitle("training: loss and validation SDR", fontsize=10)
+    return fig
+
+
+def write_training_plot(run_dir: str | Path, name: str = "curves.png") -> Path:
+    """curves.png in a run folder, from its metrics.jsonl (called by the trainer at each validation)."""
+    run_dir = Path(run_dir)
+    return save_png(training_figure(read_metrics(run_dir / "metrics.jsonl")), run_dir / name)
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def _read_json(path: str) -> object:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: expected a JSON file written by the tool, found no such file")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: expected JSON ({e})") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.plots", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("kind", choices=("bench", "evaluate", "training"))
+    ap.add_argument("input", help="bench / evaluate: the tool's --json file; training: metrics.jsonl or its run folder")
+    ap.add_argument("--out", required=True, help="PNG to write")
+    args = ap.parse_args(argv)
+
+    def run() -> int:
+        if args.kind == "bench":
+            records = _read_json(args.input)
+            if not isinstance(records, list):
+                raise UserError(f"{args.input}: expected the list of records `tools.bench --json` writes")
+            fig = bench_figure(records)
+        elif args.kind == "evaluate":
+            result = _read_json(args.input)
+            if not isinstance(result, dict) or "tracks" not in result or "aggregate" not in result:
+                raise UserError(f"{args.input}: expected the object `tools.evaluate --json` writes")
+            fig = evaluate_figure(result)
+        else:
+            path = Path(args.input)
+            fig = training_figure(read_metrics(path / "metrics.jsonl" if path.is_dir() else path))
+        print(save_png(fig, args.out))
+        return 0
+    return run_cli("python -m tools.plots", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

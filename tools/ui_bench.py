@@ -1,0 +1,202 @@
+"""`python -m tools.ui_bench`: does the terminal mixer disturb the audio? The same live run against a JACK
+server without and with the mixer open (textual's headless pilot, pressing a key every 2 s), alternating,
+in one process; per run: late blocks, xruns, mean worker load (compute / audio time), per-hop step p50 / p99,
+the process's CPU share and the 1-minute load average of the machine.
+
+    python -m tools.ui_bench --seconds 60 [--rounds 1] [--json ui.json] [--screenshot docs/mixer.svg] \\
+        [--jack-server NAME] [-- STREAMING ARGS]
+
+It starts a private JACK server (`jackd -d dummy`, 48 kHz, 256-frame periods, as the tests do) unless
+`--jack-server` names a running one. Input: the demo clip (the MUSDB18 preview shipped with stempeg) looped
+to the run's length, played to the server's default output through PortAudio: `python -m streaming --input
+demo` in real time. STREAMING ARGS after `--` are `python -m streaming` options for the model and the mix
+(e.g. `--checkpoint X`, `--preset tiny`, `--mute vocals`, `--fx vocals=reverb:wet_level=0.3`).
+`--screenshot` saves the mixer as SVG three quarters into the first run with it open (render a PNG with
+`rsvg-convert -o mixer.png mixer.svg`, Debian package librsvg2-bin).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import UserError, run_cli
+
+HEADLESS_SIZE = (124, 24)
+
+
+def _start_jack(rate: int = 48000, period: int = 256) -> tuple[subprocess.Popen, str]:
+    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
+        raise UserError("no jackd: expected the Debian package jackd2 (or pass --jack-server NAME of a running one)")
+    name = f"ui-bench-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        r = subprocess.run(["jack_lsp"], check=False, env=env, capture_output=True, text=True)
+        if r.returncode == 0 and "system:playback_1" in r.stdout:
+            return proc, name
+        time.sleep(0.1)
+    proc.terminate()
+    raise UserError(f"the JACK dummy server {name} did not come up")
+
+
+def _looped_demo(rate: int, seconds: float):
+    from streaming.sources import ArraySource, demo_source
+    demo = demo_source()
+    if demo.rate != rate:
+        import soxr
+        audio = soxr.resample(demo._audio, demo.rate, rate)
+    else:
+        audio = demo._audio
+    reps = int(np.ceil((seconds + 2.0) * rate / audio.shape[0]))
+    return ArraySource(np.tile(audio, (reps, 1)), rate, f"demo x{reps}")
+
+
+def one_run(setup, seconds: float, ui: bool, screenshot: str | None = None) -> dict:
+    """One live run of `seconds` (the mixer open when `ui`) -> its figures."""
+    from streaming.audio_host import LiveHost
+    from streaming.meters import MeterConfig
+    from streaming.mixer_ui import headless_main_loop
+    from streaming.mixer_view import UiConfig
+    s = setup
+    mixer = s["cli"]._mixer(s["args"], s["sep"].stems, s["config"])
+    fx, _, controls, _ = s["cli"]._processing(s["args"], s["config"], s["sep"], mixer, s["midi_cfg"], False)
+    host = LiveHost(s["engine"], mixer, s["host_cfg"], source=_looped_demo(s["rate"], seconds), out_device=s["out"],
+                    samplerate=s["rate"], controls=controls, fx=fx, status=False,
+                    meter_cfg=MeterConfig.from_config(s["config"]))
+    ui_cfg = UiConfig.from_config(s["config"])
+    main_loop = None
+    if ui:
+        async def script(app, pilot):
+            t0, shot, k = time.monotonic(), screenshot, 0
+            while app.is_running and app.view.running():
+                await pilot.pause(0.25)
+                elapsed = time.monotonic() - t0
+                if elapsed > 2.0 * (k + 1):                  # a user at the keys: nudge a fader every 2 s
+                    k += 1
+                    await pilot.press("right" if k % 2 else "left")
+                if shot and elapsed > 0.75 * seconds:
+                    _write_text(shot, app.export_screenshot(title="python -m streaming --ui"))
+                    shot = None
+        main_loop = headless_main_loop(host, ui_cfg, script, s["where"], HEADLESS_SIZE,
+                                       f"{host.source.name} -> JACK at {host.rate} Hz, block {host.blocksize}")
+    cpu0, wall0, rss0 = time.process_time(), time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stats = host.run(seconds, main_loop=main_loop)
+    wall = time.perf_counter() - wall0
+    steps = np.asarray(s["engine"].step_times_ms)
+    return {
+        "ui": ui, "seconds": round(stats.seconds, 2), "late_blocks": stats.late_blocks,
+        "late_block_times_s": stats.late_block_times_s,
+        "xruns_in": stats.input_overflows, "xruns_out": stats.output_underflows,
+        "worker_load_mean": stats.extra.get("worker_load_mean"),
+        "step_ms_p50": round(float(np.percentile(steps, 50)), 3) if len(steps) else None,
+        "step_ms_p99": round(float(np.percentile(steps, 99)), 3) if len(steps) else None,
+        "process_cpu": round((time.process_time() - cpu0) / wall, 3),
+        "maxrss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024, 1),
+        "loadavg_1min": round(os.getloadavg()[0], 2), "engine": s["engine"].engine_kind,
+    }
+
+
+def _write_text(path: str, text: str) -> None:
+    """Temp file beside the target, renamed when complete."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def _table(runs: list[dict]) -> str:
+    cols = ["ui", "seconds", "late_blocks", "xruns_in", "xruns_out", "worker_load_mean", "step_ms_p50", "step_ms_p99",
+            "process_cpu", "maxrss_growth_mb", "loadavg_1min"]
+    rows = [[str(r[c]) for c in cols] for r in runs]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
+    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    streaming_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(prog="python -m tools.ui_bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each run (default 60)")
+    ap.add_argument("--rounds", type=int, default=1, help="pairs of runs (without, with the mixer), alternating")
+    ap.add_argument("--jack-server", help="name of a running JACK server (default: start a private dummy one)")
+    ap.add_argument("--json", metavar="PATH", help="write the runs as JSON")
+    ap.add_argument("--screenshot", metavar="SVG", help="save the mixer as SVG during the first run with it open")
+    args = ap.parse_args(argv)
+
+    def run() -> int:
+        if not args.seconds > 0 or args.rounds < 1:
+            raise UserError(f"expected --seconds > 0 and --rounds >= 1, got {args.seconds}, {args.rounds}")
+        for flag, path in (("--json", args.json), ("--screenshot", args.screenshot)):
+            if path and not Path(path).resolve().parent.is_dir():
+                raise UserError(f"{flag}: folder does not exist: {Path(path).resolve().parent}")
+        jack = None
+        if args.jack_server:
+            os.environ["JACK_DEFAULT_SERVER"] = args.jack_server
+        else:
+            jack, name = _start_jack()
+            os.environ["JACK_DEFAULT_SERVER"] = name
+        try:
+            return _bench(args, streaming_args)
+        finally:
+            if "sounddevice" in sys.modules:         # PortAudio lets go of the server before it stops
+                sys.modules["sounddevice"]._terminate()
+            if jack is not None:
+                jack.terminate()
+                jack.wait(10)
+    return run_cli("python -m tools.ui_bench", run)
+
+
+def _bench(args, streaming_args: list[str]) -> int:
+    import sounddevice as sd
+
+    from streaming import cli
+    from streaming.chain import HostConfig
+    from streaming.midi import MidiConfig
+    from streaming.sources import resolve_output
+    sargs = cli.build_parser().parse_args(streaming_args)
+    config = cli._config(sargs.config)
+    sep, where = cli._separator(sargs, config)
+    out = resolve_output("speakers")
+    rate = int(sd.query_devices(out.device)["default_samplerate"])
+    setup = {"cli": cli, "args": sargs, "config": config, "sep": sep, "where": where, "out": out.device,
+             "rate": rate, "host_cfg": HostConfig.from_config(config), "midi_cfg": MidiConfig.from_config(config),
+             "engine": cli._engine(sargs, sep, config)}
+    runs = []
+    shot = args.screenshot
+    for _ in range(args.rounds):
+        for ui in (False, True):
+            runs.append(one_run(setup, args.seconds, ui, shot if ui else None))
+            if ui:
+                shot = None
+            print(_table(runs[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    plain = [r["worker_load_mean"] for r in runs if not r["ui"] and r["worker_load_mean"] is not None]
+    with_ui = [r["worker_load_mean"] for r in runs if r["ui"] and r["worker_load_mean"] is not None]
+    diff = 100 * (float(np.mean(with_ui)) - float(np.mean(plain))) if plain and with_ui else None
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs; {where}; {rate} Hz; {args.seconds:g} s per run")
+    print(_table(runs))
+    if diff is not None:
+        print(f"worker load with the mixer minus without: {diff:+.1f} percentage points")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "load_difference_points": diff,
+                                               "model": where, "seconds": args.seconds}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
