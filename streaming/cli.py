@@ -29,7 +29,7 @@ MIDI   : --midi PORT|virtual opens an input; controls map to actions through --m
 ui     : --ui shows a terminal mixer: per stem a meter (RMS bar, peak, peak hold; post-fader), fader, mute and
          solo, its chain's main parameters; the master with its limiter; the key; the engine (model, eager or
          compiled, CPU or GPU, latency and its parts, load, step p99, late blocks, xruns, MIDI). On by default
-         for a live run started from a terminal (stdin and stdout both terminals; not with -q): the mixer is
+         for a live run started from a terminal (stdin and stderr both terminals; not with -q): the mixer is
          how a live run is played, and scripts, pipes and CI (no terminal) keep the one status line; --no-ui
          or config ui.enabled: off turns it off. Keys: up/down select a strip (1-9 jump), left/right fader
          -/+1 dB, pgup/pgdn +/-6 dB, 0 unity, m mute, s solo, [ ] key -/+1 semitone, \\ key 0, p next
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--quiet", "-q", action="store_true", help="no status line (and no mixer unless --ui)")
     au.add_argument("--ui", action=argparse.BooleanOptionalAction, default=None,
                     help="the terminal mixer (keys and defaults: see below); default: config ui.enabled = auto, "
-                    "on when stdin and stdout are terminals and the run is live")
+                    "on when stdin and stderr are terminals and the run is live")
     fx = p.add_argument_group("plugins, key and routing")
     fx.add_argument("--fx", action="append", default=[], metavar="TARGET=EFFECT[:P=V,...]",
                     help="append an effect to a chain: TARGET is a stem, mix or mic (repeatable; replaces that "

@@ -35,7 +35,7 @@ KEYS_HELP = ("up/down select strip (1-9 jump)   left/right fader -/+1 dB   pgup/
 class UiConfig:
     """`config.yaml` section `ui`."""
 
-    enabled: str = "auto"            # auto: on when stdin and stdout are terminals and the run is live | on | off
+    enabled: str = "auto"            # auto: on when stdin and stderr are terminals and the run is live | on | off
     refresh_hz: float = 15.0         # screen refreshes per second (at most 20)
     stats_interval_s: float = 0.5    # how often the engine line (step p99, latency, counters) is recomputed
     fader_step_db: float = 1.0       # left / right
@@ -67,7 +67,8 @@ class UiConfig:
 
 def want_ui(flag: bool | None, cfg: UiConfig, live: bool, quiet: bool) -> bool:
     """Whether this run shows the mixer. `--ui` / `--no-ui` win; otherwise config `ui.enabled`; `auto` is on
-    for a live run started from a terminal (stdin and stdout both terminals) without `--quiet`."""
+    for a live run started from a terminal (stdin, for the keys, and stderr, where textual draws and the status
+    line goes, both terminals) without `--quiet`."""
     if flag is None:
         flag = {"on": True, "off": False}.get(cfg.enabled)
     if flag is not None:
@@ -75,7 +76,7 @@ def want_ui(flag: bool | None, cfg: UiConfig, live: bool, quiet: bool) -> bool:
             raise UserError("--ui: expected a live run (an audio device as input or output); a file -> file run "
                             "goes as fast as it can and has nothing to show live")
         return flag
-    return live and not quiet and sys.stdin.isatty() and sys.stdout.isatty()
+    return live and not quiet and sys.stdin.isatty() and sys.stderr.isatty()
 
 
 # ----------------------------------------------------------------------------------------------------

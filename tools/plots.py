@@ -104,10 +104,13 @@ def _finite(v) -> float | None:
 
 
 def evaluate_figure(result: dict, metric: str = "SDR"):
-    """A dot plot per stem: each track (and the median over tracks) on a row, one marker per estimate
+    """A dot plot per stem: each track (and the median over tracks, if several) on a row, one marker per estimate
     (mixture = the floor, model, oracle = the ceiling of magnitude masking)."""
     series = evaluate_series(result, metric)
     tracks = [*result["tracks"], "median"]
+    if len(tracks) == 2:                          # one track: its median is itself
+        tracks = tracks[:1]
+        series = {stem: {e: v[:1] for e, v in ests.items()} for stem, ests in series.items()}
     fig = _figure(max(4.5, 3.6 * len(series)), 1.4 + 0.32 * len(tracks))
     axes = fig.subplots(1, len(series), squeeze=False, sharey=True)[0]
     y = np.arange(len(tracks))[::-1]
