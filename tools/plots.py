@@ -104,34 +104,49 @@ def _finite(v) -> float | None:
 
 
 def evaluate_figure(result: dict, metric: str = "SDR"):
-    """A dot plot per stem: each track (and the median over tracks, if several) on a row, one marker per estimate
-    (mixture = the floor, model, oracle = the ceiling of magnitude masking)."""
+    """Per stem, every estimate it ran (mixture = the floor, model, oracle = the ceiling of magnitude
+    masking): bars with their values for one track, else a dot plot with a row per track and the median."""
     series = evaluate_series(result, metric)
-    tracks = [*result["tracks"], "median"]
-    if len(tracks) == 2:                          # one track: its median is itself
-        tracks = tracks[:1]
-        series = {stem: {e: v[:1] for e, v in ests.items()} for stem, ests in series.items()}
-    fig = _figure(max(4.5, 3.6 * len(series)), 1.4 + 0.32 * len(tracks))
-    axes = fig.subplots(1, len(series), squeeze=False, sharey=True)[0]
-    y = np.arange(len(tracks))[::-1]
-    for ax, (stem, ests) in zip(axes, series.items()):
-        for est in sorted(ests, key=lambda e: list(ESTIMATE_STYLE).index(e) if e in ESTIMATE_STYLE else 9):
-            colour, marker = ESTIMATE_STYLE.get(est, ("#7f7f7f", "x"))
-            vals = np.array([np.nan if v is None else v for v in ests[est]])
-            ax.scatter(vals, y, color=colour, marker=marker, label=est, zorder=3, s=28)
-        for row in range(len(tracks)):
-            vals = [v[row] for v in ests.values() if v[row] is not None]
-            if vals:
-                ax.hlines(y[row], min(vals), max(vals), colors="#dddddd", zorder=1)
-        ax.axhline(0.5, color="#bbbbbb", linewidth=0.8)
-        ax.set_title(stem, fontsize=10)
-        ax.set_xlabel(f"{metric} (dB)")
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, tracks, fontsize=8)
-    axes[-1].legend(loc="lower right", fontsize=7)
+    names = list(result["tracks"])
+    order = lambda e: list(ESTIMATE_STYLE).index(e) if e in ESTIMATE_STYLE else 9
+    if len(names) == 1:
+        fig = _figure(max(4.5, 3.3 * len(series)), 3.4)
+        axes = fig.subplots(1, len(series), squeeze=False)[0]
+        for ax, (stem, ests) in zip(axes, series.items()):
+            keys = sorted(ests, key=order)
+            vals = [np.nan if ests[e][0] is None else ests[e][0] for e in keys]
+            bars = ax.bar(keys, vals, color=[ESTIMATE_STYLE.get(e, ("#7f7f7f",))[0] for e in keys])
+            ax.bar_label(bars, labels=[f"{v:+.2f}" for v in vals], fontsize=8, padding=2)
+            ax.axhline(0, color="#555555", linewidth=0.8)
+            ax.set_title(stem, fontsize=10)
+            ax.set_ylabel(f"{metric} (dB)")
+            ax.margins(y=0.18)
+            ax.grid(axis="y", alpha=0.3)
+    else:
+        rows = [*names, "median"]
+        fig = _figure(max(4.5, 3.6 * len(series)), 1.4 + 0.32 * len(rows))
+        axes = fig.subplots(1, len(series), squeeze=False, sharey=True)[0]
+        y = np.arange(len(rows))[::-1]
+        for ax, (stem, ests) in zip(axes, series.items()):
+            for est in sorted(ests, key=order):
+                colour, marker = ESTIMATE_STYLE.get(est, ("#7f7f7f", "x"))
+                vals = np.array([np.nan if v is None else v for v in ests[est]])
+                ax.scatter(vals, y, color=colour, marker=marker, label=est, zorder=3, s=28)
+            for row in range(len(rows)):
+                vals = [v[row] for v in ests.values() if v[row] is not None]
+                if vals:
+                    ax.hlines(y[row], min(vals), max(vals), colors="#dddddd", zorder=1)
+            ax.axhline(0.5, color="#bbbbbb", linewidth=0.8)          # the median below, the tracks above
+            ax.set_title(stem, fontsize=10)
+            ax.set_xlabel(f"{metric} (dB)")
+            ax.grid(axis="x", alpha=0.3)
+        axes[0].set_yticks(y, rows, fontsize=8)
+        axes[-1].legend(loc="lower right", fontsize=7)
     meta = result.get("meta") or {}
-    fig.suptitle(f"tools.evaluate: {metric} per track ({meta.get('model', 'model')}; {meta.get('mode', '')} "
-                 f"{meta.get('data', '')})", fontsize=9)
+    model_name = str(meta.get("model", "model"))
+    model_name = Path(model_name).name if "/" in model_name else model_name
+    what = f"{len(names)} tracks" if len(names) > 1 else names[0]
+    fig.suptitle(f"tools.evaluate: {metric} ({model_name}; {meta.get('mode', '')}; {what})", fontsize=9)
     return fig
 
 
