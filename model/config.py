@@ -150,6 +150,8 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "key": ("streaming.keyshift:KeyConfig", (STREAMING,)),
     "mic": ("streaming.mic:MicConfig", (STREAMING,)),
     "routing": ("streaming.routing:RoutingConfig", (STREAMING,)),
+    "meters": ("streaming.meters:MeterConfig", (STREAMING,)),
+    "ui": ("streaming.mixer_view:UiConfig", (STREAMING,)),
     "tools": ("tools.settings:ToolsConfig", (TOOLS,)),
 }
 

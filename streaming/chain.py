@@ -15,6 +15,7 @@ from .meters import MeterConfig, Meters
 from .mixer import StemMixer
 from .resample import StreamResampler
 
+
 @dataclass(frozen=True)
 class HostConfig:
     """`config.yaml` section `host`."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import UserError
+from model.schema import build, setting
 
 SILENCE_DB = -200.0
 
@@ -28,25 +28,13 @@ SILENCE_DB = -200.0
 class MeterConfig:
     """`config.yaml` section `meters`."""
 
-    peak_fall_db_per_s: float = 20.0     # how fast the peak bar (and the limiter's reduction) falls
-    peak_hold_s: float = 1.5             # how long the peak-hold marker stays before it falls with the peak
-    rms_window_s: float = 0.3            # time constant of the RMS average (a VU-like 300 ms)
+    peak_fall_db_per_s: float = setting(20.0, gt=0, le=1000)  # how fast the peak bar (and the limiter's reduction) falls
+    peak_hold_s: float = setting(1.5, ge=0, le=60)       # how long the peak-hold marker stays before it falls with the peak
+    rms_window_s: float = setting(0.3, gt=0, le=10)      # time constant of the RMS average (a VU-like 300 ms)
 
     @classmethod
     def from_config(cls, config: dict) -> MeterConfig:
-        section = dict(config.get("meters") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'meters': unknown keys {unknown}; expected some of {sorted(known)}")
-        try:
-            cfg = cls(**{k: float(v) for k, v in section.items()})
-        except (TypeError, ValueError):
-            raise UserError(f"config section 'meters': expected numbers, got {section}") from None
-        if not (cfg.peak_fall_db_per_s > 0 and cfg.peak_hold_s >= 0 and cfg.rms_window_s > 0):
-            raise UserError("config section 'meters': expected peak_fall_db_per_s > 0, peak_hold_s >= 0 and "
-                            f"rms_window_s > 0, got {cfg}")
-        return cfg
+        return build(cls, config.get("meters"), "config meters")
 
 
 @dataclass

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.errors import UserError
+from model.errors import ConfigError, UserError
+from model.schema import build, setting
 
 # The parameter a chain's effect shows on its strip (the one a performer turns): effect -> parameter.
 MAIN_PARAMS = {
@@ -35,34 +36,25 @@ KEYS_HELP = ("up/down select strip (1-9 jump)   left/right fader -/+1 dB   pgup/
 class UiConfig:
     """`config.yaml` section `ui`."""
 
-    enabled: str = "auto"            # auto: on when stdin and stderr are terminals and the run is live | on | off
-    refresh_hz: float = 15.0         # screen refreshes per second (at most 20)
-    stats_interval_s: float = 0.5    # how often the engine line (step p99, latency, counters) is recomputed
-    fader_step_db: float = 1.0       # left / right
-    fader_coarse_db: float = 6.0     # page up / page down
-    fader_floor_db: float = -60.0    # bottom of the fader scale; a step below it turns the stem off (-inf)
-    meter_floor_db: float = -60.0    # meter scale, dBFS
-    meter_top_db: float = 6.0
-    param_steps: int = 40            # key presses from one end of an effect parameter's range to the other
+    enabled: str = setting("auto", choices=("auto", "on", "off"))  # auto: on when stdin and stderr are terminals
+                                                    # and the run is live | on | off
+    refresh_hz: float = setting(15.0, gt=0, le=20)     # screen refreshes per second (at most 20)
+    stats_interval_s: float = setting(0.5, gt=0, le=60)  # how often the engine line (step p99, latency, counters) is recomputed
+    fader_step_db: float = setting(1.0, gt=0, le=24)   # left / right
+    fader_coarse_db: float = setting(6.0, gt=0, le=48)  # page up / page down
+    fader_floor_db: float = setting(-60.0, ge=-200, lt=0)  # bottom of the fader scale; a step below it turns the stem off
+    meter_floor_db: float = setting(-60.0, ge=-200, le=0)  # meter scale, dBFS
+    meter_top_db: float = setting(6.0, ge=-60, le=24)
+    param_steps: int = setting(40, ge=1, le=10000)     # key presses from one end of an effect parameter's range to the other
+
+    def __post_init__(self) -> None:
+        if not self.meter_floor_db < self.meter_top_db:
+            raise ConfigError("config ui: expected meter_floor_db < meter_top_db, got "
+                              f"{self.meter_floor_db:g} / {self.meter_top_db:g}")
 
     @classmethod
     def from_config(cls, config: dict) -> UiConfig:
-        section = dict(config.get("ui") or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(f"config section 'ui': unknown keys {unknown}; expected some of {sorted(known)}")
-        cfg = cls(**section)
-        if cfg.enabled not in ("auto", "on", "off"):
-            raise UserError(f"config ui.enabled: expected auto, on or off, got {cfg.enabled!r}")
-        if not 0 < float(cfg.refresh_hz) <= 20:
-            raise UserError(f"config ui.refresh_hz: expected a rate in (0, 20] Hz, got {cfg.refresh_hz!r}")
-        if not cfg.meter_floor_db < cfg.meter_top_db or not cfg.fader_floor_db < 0:
-            raise UserError("config section 'ui': expected meter_floor_db < meter_top_db and fader_floor_db < 0")
-        if not (cfg.fader_step_db > 0 and cfg.fader_coarse_db > 0 and int(cfg.param_steps) > 0
-                and cfg.stats_interval_s > 0):
-            raise UserError("config section 'ui': expected positive fader steps, param_steps and stats_interval_s")
-        return cfg
+        return build(cls, config.get("ui"), "config ui")
 
 
 def want_ui(flag: bool | None, cfg: UiConfig, live: bool, quiet: bool) -> bool:

@@ -17,7 +17,6 @@ demo` in real time. STREAMING ARGS after `--` are `python -m streaming` options 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import UserError, run_cli
+from model.files import write_json, write_text
 
 HEADLESS_SIZE = (124, 24)
 
@@ -88,7 +88,7 @@ def one_run(setup, seconds: float, ui: bool, screenshot: str | None = None) -> d
                     k += 1
                     await pilot.press("right" if k % 2 else "left")
                 if shot and elapsed > 0.75 * seconds:
-                    _write_text(shot, app.export_screenshot(title="python -m streaming --ui"))
+                    write_text(shot, app.export_screenshot(title="python -m streaming --ui"))
                     shot = None
         main_loop = headless_main_loop(host, ui_cfg, script, s["where"], HEADLESS_SIZE,
                                        f"{host.source.name} -> JACK at {host.rate} Hz, block {host.blocksize}")
@@ -107,14 +107,6 @@ def one_run(setup, seconds: float, ui: bool, screenshot: str | None = None) -> d
         "maxrss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024, 1),
         "loadavg_1min": round(os.getloadavg()[0], 2), "engine": s["engine"].engine_kind,
     }
-
-
-def _write_text(path: str, text: str) -> None:
-    """Temp file beside the target, renamed when complete."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
 
 
 def _table(runs: list[dict]) -> str:
@@ -193,10 +185,9 @@ def _bench(args, streaming_args: list[str]) -> int:
     if diff is not None:
         print(f"worker load with the mixer minus without: {diff:+.1f} percentage points")
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "load_difference_points": diff,
-                                               "model": where, "seconds": args.seconds}, indent=2) + "\n")
+        write_json(args.json, {"runs": runs, "load_difference_points": diff, "model": where, "seconds": args.seconds})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli("python -m tools.ui_bench", main))
