@@ -190,4 +190,4 @@ def _bench(args, streaming_args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli("python -m tools.ui_bench", main))
+    sys.exit(main())
