@@ -250,7 +250,7 @@ def test_ui_default_and_errors(monkeypatch):
         want_ui(True, UI, False, False)
     with pytest.raises(UserError, match="refresh_hz"):
         UiConfig.from_config({"ui": {"refresh_hz": 60}})
-    with pytest.raises(UserError, match="unknown keys"):
+    with pytest.raises(UserError, match="unknown key"):
         UiConfig.from_config({"ui": {"colour": "red"}})
 
 

@@ -9,7 +9,7 @@ import museval
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import one_line_error, stem_signals
+from tool_helpers import one_line_error, stem_signals
 
 import model
 from tools.evaluate import bss_eval, evaluate, folder_tracks, main, references_for

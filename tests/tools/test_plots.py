@@ -61,4 +61,4 @@ def test_plot_errors_are_one_line(args, message, capsys):
 
 def test_plot_into_a_missing_folder_fails_before_the_work(tmp_path, capsys):
     assert bench_main(["--presets", "tiny", "--no-offline", "--no-peers", "--plot", "/no/such/dir/b.png"]) == 2
-    assert "folder does not exist" in capsys.readouterr().err
+    assert "folder /no/such/dir does not exist" in capsys.readouterr().err

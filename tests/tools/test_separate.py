@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import one_line_error, stem_signals
+from tool_helpers import one_line_error, stem_signals
 
 from tools.separate import main, separate_audio, separate_offline, separate_streaming
 
