@@ -4,6 +4,8 @@ Shape vocabulary: B batch, T frames, F frequency bins, C channels, h heads, d he
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,16 +39,40 @@ class MultiHeadAttention(nn.Module):
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
         """q (..., Lq, d), k/v (..., Lk, d), mask broadcastable to (..., Lq, Lk) -> (..., Lq, d)."""
         if self.training:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_dropout)
+            return self._attend_train(q, k, v, mask)
         # Inference: the same arithmetic in four ops (SDPA's CPU fallback for masked 6-D inputs uses ~10).
         scores = torch.matmul(q * self.scale, k.transpose(-1, -2))
         if mask is not None:
             scores = scores + mask
         return torch.matmul(scores.softmax(-1), v)
 
+    def _attend_train(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        """Training: PyTorch's fused kernels where they apply (CUDA: flash / memory-efficient with
+        the additive mask as a bias that receives gradients; CPU: flash without a mask). A masked
+        CPU call does the arithmetic itself: SDPA's CPU math path would also scan every row for -inf."""
+        if q.is_cuda or mask is None:
+            return _fused_attention(q, k, v, mask, self.attn_dropout)
+        scores = torch.matmul(q * self.scale, k.transpose(-1, -2)) + mask
+        probs = scores.softmax(-1)
+        if self.attn_dropout > 0:
+            probs = F.dropout(probs, self.attn_dropout)
+        return torch.matmul(probs, v)
+
     def merge(self, o: Tensor) -> Tensor:
         """(..., h, d) -> (..., C), projected."""
         return self.proj_drop(self.out_proj(o.flatten(-2)))
+
+
+def _fused_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float) -> Tensor:
+    """SDPA on 4-D views: the fused kernels take (batch, heads, L, d) only. The mask's leading dims
+    (aligned to the right of q's batch dims) become the head dim, so it broadcasts over the batch."""
+    lead, lq, lk = q.shape[:-2], q.shape[-2], k.shape[-2]
+    m = 0 if mask is None else mask.dim() - 2
+    heads = math.prod(lead[len(lead) - m:]) if m else 1
+    q4, k4, v4 = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
+    mask4 = None if mask is None else mask.expand(*lead[len(lead) - m:], lq, lk).reshape(1, heads, lq, lk)
+    o = F.scaled_dot_product_attention(q4, k4, v4, attn_mask=mask4, dropout_p=dropout)
+    return o.reshape(*lead, lq, v.shape[-1])
 
 
 def window_regions(length: int, window: int, shift: int, device=None) -> tuple[int, Tensor]:

@@ -103,6 +103,44 @@ def _finish(bias: Tensor, idx: Tensor, blocked: Tensor, expand: bool = False) ->
     return (gathered[None] if expand else gathered).masked_fill(blocked, NEG_INF)
 
 
+def _from_start(t0: int | Tensor, n_frames: int) -> bool:
+    """True for the multi-frame call at t0 = 0 that the offline forward of a causal network makes.
+
+    There every key before frame 0 is masked, so the cached state cannot change the output and the
+    frames can be laid out in whole windows with one mask shared by all of them (no history copies)."""
+    return not isinstance(t0, Tensor) and t0 == 0 and n_frames > 1
+
+
+def _tail(state: Tensor, new: Tensor, keep: int, dim: int) -> Tensor:
+    """The last `keep` frames of cat(state, new) along `dim` (the next cache), copying only those."""
+    n = new.shape[dim]
+    if n >= keep:
+        return new.narrow(dim, n - keep, keep)
+    return torch.cat([state.narrow(dim, n, keep - n), new], dim)
+
+
+class _Geometry:
+    """Index and mask tensors of one layout, built once per (geometry, device) and reused every step.
+
+    They hold no parameters: the learned bias is gathered from them on every call, so gradients reach
+    it as usual (and under torch.compile the cache is bypassed: the tensors become constants)."""
+
+    def __init__(self, limit: int = 16):
+        self.limit = limit
+        self.items: dict[tuple, tuple[Tensor, ...]] = {}
+
+    def get(self, key: tuple, make) -> tuple[Tensor, ...]:
+        if torch.compiler.is_compiling():
+            return make()
+        hit = self.items.get(key)
+        if hit is None:
+            hit = make()
+            if len(self.items) >= self.limit:
+                self.items.pop(next(iter(self.items)))
+            self.items[key] = hit
+        return hit
+
+
 class _MaskCache:
     """Attention masks memoised for inference, keyed by geometry, device and the bias parameter's
     version (an optimiser step or a weight load changes it, so stale masks are never reused)."""
@@ -140,6 +178,7 @@ class TemporalAttention(Branch):
             nn.init.trunc_normal_(self.rel_bias, std=0.02)
             self._masks = _MaskCache()
             self.register_buffer("hop_masks", torch.zeros(0), persistent=False)
+            self._geometry = _Geometry()
 
     def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
         if not self.causal:
@@ -180,6 +219,8 @@ class TemporalAttention(Branch):
         if not self.causal:
             o = self.attn.attend(q, k, v)
             return self.attn.merge(o.permute(0, 3, 1, 2, 4)), []
+        if _from_start(t0, n_frames):
+            return self._mix_from_start(q, k, v, state)
         hist = self.window - 1
         block = min(n_frames, self.window)
         n_blocks = -(-n_frames // block)
@@ -192,6 +233,36 @@ class TemporalAttention(Branch):
         o = self.attn.attend(qb, kb, vb, self._mask(t0, n_blocks, block, x.device))
         o = o.flatten(3, 4)[:, :, :, :n_frames]                                 # (B, F, h, T, d)
         return self.attn.merge(o.permute(0, 3, 1, 2, 4)), [k_next, v_next]
+
+    def _mix_from_start(self, q: Tensor, k: Tensor, v: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """All frames from t0 = 0 (q, k, v (B, F, h, T, d)): blocks of W queries see their own block and
+        the block before it (2W keys, concatenated views instead of an unfold copy)."""
+        n_frames, w = q.shape[3], self.window
+        n_blocks = -(-n_frames // w)
+        pad = n_blocks * w - n_frames
+        qb = _pad_frames(q, pad, 3).unflatten(3, (n_blocks, w))                   # (B, F, h, nb, W, d)
+
+        def keys(t: Tensor) -> Tensor:                                            # (B, F, h, nb, 2W, d)
+            cur = _pad_frames(t, pad, 3).unflatten(3, (n_blocks, w))
+            prev = F.pad(cur[:, :, :, :-1], (0, 0, 0, 0, 1, 0))
+            return torch.cat([prev, cur], 4)
+
+        lag, blocked = self._geometry.get((n_blocks, str(q.device)), lambda: self._from_start_geometry(n_blocks, q.device))
+        mask = self.rel_bias[:, lag].masked_fill(blocked, NEG_INF)               # (h, nb, W, 2W)
+        o = self.attn.attend(qb, keys(k), keys(v), mask).flatten(3, 4)[:, :, :, :n_frames]
+        hist = w - 1
+        return self.attn.merge(o.permute(0, 3, 1, 2, 4)), [_tail(state[0], k, hist, 3), _tail(state[1], v, hist, 3)]
+
+    def _from_start_geometry(self, n_blocks: int, device) -> tuple[Tensor, Tensor]:
+        """Bias index (1, W, 2W) by lag and blocked (nb, W, 2W): lag in [0, W), no keys before frame 0."""
+        w = self.window
+        i = torch.arange(w, device=device)[:, None]
+        j = torch.arange(2 * w, device=device)[None, :]
+        lag = w + i - j
+        ok = (lag >= 0) & (lag < w)
+        first = torch.arange(n_blocks, device=device)[:, None, None] == 0
+        blocked = ~ok | (first & (j < w))
+        return lag.clamp(0, w - 1)[None], blocked
 
     def _mask(self, t0: int, n_blocks: int, block: int, device) -> Tensor:
         """Additive mask (h, nb, b, H+b): lag in [0, W), keys before the first frame blocked."""
@@ -240,6 +311,7 @@ class WindowAttention(Branch):
         self.rel_bias = nn.Parameter(torch.zeros(heads, lags * (2 * self.wf - 1)))
         nn.init.trunc_normal_(self.rel_bias, std=0.02)
         self._masks = _MaskCache()
+        self._geometry = _Geometry()
         self._regions: dict[tuple, tuple[int, Tensor]] = {}
         if causal:
             self.n_state = 2
@@ -293,6 +365,8 @@ class WindowAttention(Branch):
             x = torch.roll(x, -self.sf, 2)
         if isinstance(t0, HopClock):
             o, state = self._hop(x, state, t0)
+        elif self.causal and _from_start(t0, x.shape[1]):
+            o, state = self._causal_from_start(x, state, f_ids)
         elif self.causal:
             o, state = self._causal(x, state, t0, f_ids)
         else:
@@ -341,6 +415,55 @@ class WindowAttention(Branch):
         o = o.unflatten(4, (block, wf)).flatten(3, 4)[:, :, :, :n_frames]            # (B,nFw,h,T,wf,d)
         o = o.permute(0, 3, 1, 4, 2, 5).reshape(batch, n_frames, f_pad, self.attn.heads, self.attn.head_dim)
         return o, [k_next, v_next]
+
+    def _causal_from_start(self, x: Tensor, state: list[Tensor], f_ids: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """All frames from t0 = 0, x (B, T, F', C) -> (B, T, F', h, d), next state.
+
+        Causal windows are aligned to the absolute frame: window id floor((t + st) / wt). Frames are
+        laid out in whole windows: the first (partial, when shifted) window's wt - st frames come
+        first and zero frames fill it up *after* them, so every padding key is in the future of every
+        real query and the causal mask hides it. All windows then share one (nFw, h, L, L) mask,
+        L = wt * wf: no history keys, no per-block masks."""
+        batch, n_frames, f_pad, _ = x.shape
+        wt, wf, heads = self.wt, self.wf, self.attn.heads
+        n_fw = f_pad // wf
+        head = min(n_frames, wt - self.st) if self.st else 0                     # frames of the first window
+        rest = n_frames - head
+        parts = [x[:, :head], x.new_zeros(batch, wt - head, f_pad, x.shape[3])] if self.st else []
+        parts += [x[:, head:], x.new_zeros(batch, -rest % wt, f_pad, x.shape[3])]
+        xw = torch.cat(parts, 1)
+        n_tw = xw.shape[1] // wt
+        qkv = self.attn.qkv(xw)                                                   # three (B, Tw, F', h, d)
+        q, k, v = (t.reshape(batch, n_tw, wt, n_fw, wf, heads, -1).permute(0, 1, 3, 5, 2, 4, 6).flatten(4, 5)
+                   for t in qkv)                                                  # (B, nTw, nFw, h, L, d)
+        idx, blocked = self._geometry.get((f_ids.shape[0], str(f_ids.device), f_ids.data_ptr()),
+                                          lambda: self._from_start_geometry(f_ids))
+        mask = self.rel_bias[:, idx][None].masked_fill(blocked, NEG_INF)          # (nFw, h, L, L)
+        o = self.attn.attend(q, k, v, mask).unflatten(4, (wt, wf)).permute(0, 1, 4, 2, 5, 3, 6)
+        o = o.reshape(batch, n_tw * wt, f_pad, heads, -1)
+        off = wt if self.st else 0                                                # where frame `head` landed
+        o = torch.cat([o[:, :head], o[:, off:off + rest]], 1) if head else o[:, :rest]
+        return o, [self._state_tail(state[0], qkv[1], head, off, rest), self._state_tail(state[1], qkv[2], head, off, rest)]
+
+    def _state_tail(self, cached: Tensor, t: Tensor, head: int, off: int, rest: int) -> Tensor:
+        """Next cache (B, nFw, h, wt-1, wf, d) from keys / values (B, Tw, F', h, d) in window layout."""
+        keep = self.wt - 1
+        if rest >= keep:
+            real = t[:, off + rest - keep:off + rest]
+        else:
+            real = torch.cat([t[:, :head], t[:, off:off + rest]], 1)
+        real = real.unflatten(2, (-1, self.wf)).permute(0, 2, 4, 1, 3, 5)           # (B, nFw, h, n, wf, d)
+        return _tail(cached, real, keep, 3)
+
+    def _from_start_geometry(self, f_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Bias index (L, L) and blocked (nFw, 1, L, L) of a window in the from-start layout."""
+        t = torch.arange(self.wt, device=f_ids.device)
+        lag = t[:, None] - t[None, :]
+        idx = self._bias_index(lag.clamp(0, self.wt - 1))                         # (L, L)
+        t_ok = lag >= 0
+        f_ok = region_mask(f_ids, self.wf)                                        # (nFw, wf, wf)
+        ok = t_ok[None, :, None, :, None] & f_ok[:, None, :, None, :]
+        return idx, ~ok.flatten(3, 4).flatten(1, 2)[:, None]
 
     def _causal_mask(self, t0: int, n_blocks: int, block: int, f_ids: Tensor) -> Tensor:
         """Additive mask (nFw, h, nb, b*wf, (H+b)*wf)."""

@@ -95,3 +95,29 @@ def test_causal_branch_in_pieces_equals_whole(cls):
         parts.append(y)
         t0 += n
     assert torch.allclose(torch.cat(parts, 1), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,shifted", [("tsa", False), ("swa", False), ("swa", True)])
+@pytest.mark.parametrize("t", [2, 3, 9, 23])
+def test_from_start_path_equals_the_blocked_path_with_gradients(cls, shifted, t):
+    """The offline forward's whole-window layout (t0 = 0, several frames) gives the same outputs, next state
+    and gradients (learned bias included) as the general blocked path, here reached through a t0 = 0
+    call of one frame followed by the rest at t0 = 1."""
+    torch.manual_seed(4)
+    branch = (TemporalAttention(16, 2, 2.0, 6, causal=True) if cls == "tsa"
+              else WindowAttention(16, 2, 2.0, (4, 4), shifted, causal=True)).train()
+    with torch.no_grad():
+        branch.rel_bias.normal_()
+    x = torch.randn(2, t, 8, 16, requires_grad=True)
+    state = [torch.randn(s) for s in branch.state_shapes(2, 8)]  # at t0 = 0 the state must not matter
+    whole, s_whole = branch.mix(x, state, 0)
+    first, s1 = branch.mix(x[:, :1], state, 0)
+    rest, s2 = branch.mix(x[:, 1:], s1, 1)
+    assert torch.allclose(whole, torch.cat([first, rest], 1), atol=1e-5)
+    for a, b in zip(s_whole, s2):
+        assert torch.allclose(a, b, atol=1e-6)
+    g = torch.randn_like(whole)
+    grads = torch.autograd.grad((whole * g).sum(), [x, branch.rel_bias, branch.attn.qkv_proj.weight])
+    ref = torch.autograd.grad((torch.cat([first, rest], 1) * g).sum(), [x, branch.rel_bias, branch.attn.qkv_proj.weight])
+    for a, b in zip(grads, ref):
+        assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
