@@ -1,11 +1,25 @@
 """Shared fixtures: small deterministic models and signals."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import model
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _training_data_cache(tmp_path_factory):
+    """Generated training data renders into a per-session folder, never the user's cache (subprocesses inherit it)."""
+    before = os.environ.get("TFSWA_CACHE_DIR")
+    os.environ["TFSWA_CACHE_DIR"] = str(tmp_path_factory.mktemp("training-data-cache"))
+    yield
+    if before is None:
+        os.environ.pop("TFSWA_CACHE_DIR", None)
+    else:
+        os.environ["TFSWA_CACHE_DIR"] = before
 
 
 @pytest.fixture(autouse=True)

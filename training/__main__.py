@@ -38,9 +38,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from last.ckpt")
     p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                    help="stop (with a checkpoint) at STEP although the schedule runs to --steps; continue with --resume")
-    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    p.add_argument("--device", default=None,
+                   help="cuda | cuda:N | cpu (default: cuda when available; under torchrun cuda:LOCAL_RANK)")
+    knobs = p.add_argument_group("overrides of config.yaml `training:` (and, on a CPU, of its `training.cpu:` defaults)")
+    knobs.add_argument("--batch-size", type=int, default=None, metavar="B", help="segments per optimiser step and process")
+    knobs.add_argument("--micro-batch", type=int, default=None, metavar="M",
+                       help="run a batch in micro-batches of M segments (same gradients, less memory; 0: whole batch)")
+    knobs.add_argument("--segment-seconds", type=float, default=None, metavar="S", help="training segment length")
+    knobs.add_argument("--workers", default=None, metavar="N", help="DataLoader worker processes per process, or auto")
+    knobs.add_argument("--lr", type=float, default=None, help="peak learning rate (AdamW)")
+    knobs.add_argument("--val-every", type=int, default=None, metavar="STEPS",
+                       help="validate (and end an epoch) every STEPS steps (training.steps_per_epoch)")
+    knobs.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads on CPU (0: torch's default)")
+    knobs.add_argument("--compile", action="store_true", default=None,
+                       help="torch.compile the model and the losses (compiles on the first step)")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     return p
+
+
+def overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Command-line knobs -> dotted `training:` keys (None: not given)."""
+    workers = args.workers
+    if workers is not None and workers != "auto":
+        if not workers.isdigit():
+            raise model.UserError(f"--workers: expected a number >= 0 or auto, got {workers!r}")
+        workers = int(workers)
+    return {"batch_size": args.batch_size, "micro_batch": args.micro_batch, "segment_seconds": args.segment_seconds,
+            "num_workers": workers, "optimizer.lr": args.lr, "steps_per_epoch": args.val_every,
+            "cpu_threads": args.threads, "compile": args.compile}
 
 
 def run(args) -> int:
@@ -58,7 +83,8 @@ def run(args) -> int:
             check_output_dir(path, flag)
     check_data_specs(args.data)
     summary = train(config, preset=args.preset, stems=args.stems, data=args.data, out=args.out, steps=args.steps,
-                    epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at)
+                    epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at,
+                    overrides=overrides(args))
     if args.json:
         print(json.dumps(summary))
     else:

@@ -1,80 +1,187 @@
-"""Training throughput benchmark: optimiser steps of a preset on fixed synthetic batches -> segments/s.
+"""Training throughput benchmark: where a training step's time goes, and how close it is to the device's limit.
 
-    python -m training.bench --presets tiny,streaming --device cpu --batch-size 4 --seconds 2 --json
+    python -m training.bench --presets tiny,streaming --device cpu --batch-size 8 --seconds 6 --json
 
-Measures the model step only (forward, losses, backward, AdamW), not data loading: the DataLoader
-workers run in parallel with it. Uses the `training:` config (losses, AMP) with these overrides.
+For each preset it builds the real `Trainer` (config.yaml `training:` with these overrides, data from
+`--data`, synthetic by default, through the shard cache) and reports per optimiser step:
+
+* the phases: data (drawing and augmenting the batch's segments, as one DataLoader worker does it;
+  workers run it in parallel with the model), forward, losses, backward, optimiser, and validation
+  (one validation batch, and its share per step at one validation every `steps_per_epoch` steps);
+* segments/s of the model step (forward to optimiser) and end to end with `workers` loaders
+  (max of the model step and data / workers: what a run can reach);
+* model FLOPs per step (matmuls, convolutions, attention counted by torch.utils.flop_counter; FFTs
+  and elementwise work not counted), the achieved GFLOP/s, and the peak of a large matmul measured
+  on the same device and thread count;
+* on CPU, user and system CPU seconds per step (system time is the kernel zeroing freshly mapped
+  memory: allocation churn) and the peak resident memory.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 import model
 
-from .config import train_config
-from .trainer import RunSpec, Trainer
+from .config import train_config, with_overrides
+from .device import choose_device
+from .timing import PHASES, PhaseTimer, matmul_peak_gflops
+from .trainer import RunSpec, Trainer, resolve_workers
+
+aten = torch.ops.aten
 
 
-def bench_preset(preset: str, config: dict, device: str, batch_size: int, seconds: float, steps: int, warmup: int) -> dict:
-    cfg = train_config(config)
-    cfg = dataclasses.replace(cfg, batch_size=batch_size, segment_seconds=seconds, num_workers=0,
-                              validation=dataclasses.replace(cfg.validation, segment_seconds=seconds))
+def _cpu_flash(query, key, value, *args, **kwargs) -> int:  # the counter passes shapes
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_flash_backward(grad_out, query, key, value, *args, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# PyTorch's flop counter knows the CUDA attention kernels, not the CPU flash kernel
+FLOP_FORMULAS = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash,
+                 aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward}
+
+
+def _cpu_times() -> tuple[float, float]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
+def _draw_batch(trainer: Trainer, key0: int, batch_size: int) -> list[torch.Tensor]:
+    items = [trainer.train_set[key0 + i] for i in range(batch_size)]
+    return [torch.stack([it[j] for it in items]) for j in range(len(items[0]))]
+
+
+def step_flops(trainer: Trainer, batch: list[torch.Tensor]) -> int:
+    """FLOPs of one training step's forward, losses and backward (the optimiser's are negligible)."""
+    counter = FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS)
+    with counter:
+        trainer.train_step(batch)
+    return counter.get_total_flops()
+
+
+def bench_preset(preset: str, config: dict, device: str | None, overrides: dict[str, Any], steps: int, warmup: int,
+                 data: list[str], peak: float | None, peak_size: int | None = None) -> dict[str, Any]:
+    dev = choose_device(device)
+    cfg = with_overrides(train_config(config, dev.type), overrides)
+    cfg = dataclasses.replace(cfg, validation=dataclasses.replace(cfg.validation, batch_size=cfg.batch_size),
+                              logging=dataclasses.replace(cfg.logging, progress=False, tensorboard=False))
     with tempfile.TemporaryDirectory() as tmp:
-        spec = RunSpec(preset, model.model_config(preset, config).stems, ["synthetic"], Path(tmp), steps + warmup,
+        spec = RunSpec(preset, model.model_config(preset, config).stems, data, Path(tmp), 10 ** 6,
                        device=device, merges=model.stem_merges(config))
         trainer = Trainer(spec, config, cfg)
-        items = [trainer.train_set[i] for i in range(batch_size)]
-        batch = [torch.stack([it[j] for it in items]) for j in range(4)]
-        for _ in range(warmup):
-            trainer.train_step(batch)
-        sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-        sync()
+        threads = torch.get_num_threads()
+        batch_size = cfg.batch_size
+        timer = PhaseTimer(trainer.device, enabled=True)
+        batches = []
+        for s in range(warmup + steps):
+            t0 = time.perf_counter()
+            batches.append(_draw_batch(trainer, s * batch_size, batch_size))
+            if s >= warmup:
+                timer.seconds["data"] += time.perf_counter() - t0
+        for s in range(warmup):
+            trainer.train_step(batches[s])
+        u0, s0 = _cpu_times()
         t0 = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step(batch)
-        sync()
-        dt = (time.perf_counter() - t0) / steps
-    name = torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    return {"preset": preset, "device": name, "batch_size": batch_size, "segment_seconds": seconds,
-            "amp": cfg.amp if trainer.device.type == "cuda" else "off", "seconds_per_step": round(dt, 4),
-            "segments_per_s": round(batch_size / dt, 3), "audio_seconds_per_s": round(batch_size * seconds / dt, 2),
-            "parameters": trainer.separator.num_parameters()}
+        for s in range(warmup, warmup + steps):
+            trainer.train_step(batches[s], timer)
+        model_s = (time.perf_counter() - t0) / steps
+        u1, s1 = _cpu_times()
+        valid = next(iter(torch.utils.data.DataLoader(trainer.valid_set, batch_size=batch_size)))
+        trainer.separator.eval()
+        with torch.no_grad():
+            mix, target, tmask, fmask = (x.to(trainer.device) for x in valid)
+            trainer.model_forward(mix, tmask, fmask)  # warm-up
+            with timer.phase("validation"):
+                est_spec, est_wav = trainer.model_forward(mix, tmask, fmask)
+                trainer.loss_fn(est_spec, trainer.separator.stft(target), est_wav, target)
+        trainer.separator.train()
+        flops = step_flops(trainer, batches[-1])
+        if peak is None:
+            peak = matmul_peak_gflops(trainer.device, size=peak_size)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    per_step = {k: timer.seconds.get(k, 0.0) / steps for k in PHASES if k != "validation"}
+    valid_batch_s = timer.seconds.get("validation", 0.0)
+    valid_batches = -(-len(trainer.valid_set) // batch_size)
+    per_step["validation"] = valid_batch_s * valid_batches / cfg.steps_per_epoch  # one validation per epoch
+    workers = resolve_workers(cfg.num_workers, trainer.device, 1)
+    end_to_end = max(model_s, per_step["data"] / max(1, workers) if workers else model_s + per_step["data"])
+    compute_s = per_step["forward"] + per_step["losses"] + per_step["backward"]
+    return {
+        "preset": preset, "device": trainer.device.type,
+        "device_name": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else f"cpu ({threads} threads)",
+        "threads": threads, "batch_size": batch_size, "micro_batch": cfg.micro_batch,
+        "segment_seconds": cfg.segment_seconds, "amp": cfg.amp if trainer.device.type == "cuda" else "off",
+        "compile": cfg.compile, "data": data, "workers": workers, "parameters": trainer.separator.num_parameters(),
+        "seconds_per_step": round(model_s, 4), "segments_per_s": round(batch_size / model_s, 3),
+        "segments_per_s_end_to_end": round(batch_size / end_to_end, 3),
+        "audio_seconds_per_s": round(batch_size * cfg.segment_seconds / model_s, 2),
+        "phases_s": {k: round(v, 4) for k, v in per_step.items()},
+        "validation_batch_s": round(valid_batch_s, 4),
+        "gflop_per_step": round(flops / 1e9, 2), "gflops": round(flops / 1e9 / max(compute_s, 1e-9), 2),
+        "peak_matmul_gflops": round(peak, 1), "fraction_of_peak": round(flops / 1e9 / max(compute_s, 1e-9) / peak, 4),
+        "cpu_user_s_per_step": round((u1 - u0) / steps, 3), "cpu_sys_s_per_step": round((s1 - s0) / steps, 3),
+        "max_rss_gb": round(rss, 2),
+    }
+
+
+def format_result(r: dict[str, Any]) -> str:
+    p = r["phases_s"]
+    phases = ", ".join(f"{k} {1000 * p[k]:.0f}" for k in PHASES)
+    return (f"{r['preset']} on {r['device_name']}: {r['segments_per_s']:.3f} segments/s model step, "
+            f"{r['segments_per_s_end_to_end']:.3f} end to end with {r['workers']} worker(s) "
+            f"({r['batch_size']} x {r['segment_seconds']} s, {r['seconds_per_step']:.3f} s/step)\n"
+            f"  per step (ms): {phases}\n"
+            f"  {r['gflop_per_step']} GFLOP/step, {r['gflops']} GFLOP/s achieved = "
+            f"{100 * r['fraction_of_peak']:.1f} % of the measured matmul peak {r['peak_matmul_gflops']} GFLOP/s\n"
+            f"  CPU per step: user {r['cpu_user_s_per_step']} s, system {r['cpu_sys_s_per_step']} s; "
+            f"peak RSS {r['max_rss_gb']} GB")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="tiny,streaming")
-    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=2.0, help="segment length")
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
+    p.add_argument("--data", action="append", default=None, help="--data spec as for training (default: synthetic)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: config.yaml (training.cpu on CPU)")
+    p.add_argument("--micro-batch", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=None, help="segment length (default: config.yaml)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: config.yaml)")
+    p.add_argument("--compile", action="store_true", default=None)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--peak-size", type=int, default=None, help="matmul size of the peak measurement (default 2048 CPU, 8192 CUDA)")
     p.add_argument("--config", type=Path, default=None)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object per preset")
     args = p.parse_args(argv)
+    overrides = {"batch_size": args.batch_size, "micro_batch": args.micro_batch, "segment_seconds": args.seconds,
+                 "cpu_threads": args.threads, "compile": args.compile}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
         config = model.load_config(args.config)
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        results = [bench_preset(name.strip(), config, device, args.batch_size, args.seconds, args.steps, args.warmup)
-                   for name in args.presets.split(",") if name.strip()]
+        peak = None
+        results = []
+        for name in (n.strip() for n in args.presets.split(",") if n.strip()):
+            r = bench_preset(name, config, args.device, overrides, args.steps, args.warmup, args.data or ["synthetic"], peak,
+                             args.peak_size)
+            peak = r["peak_matmul_gflops"]
+            results.append(r)
+            print(json.dumps(r) if args.json else format_result(r), flush=True)
     except model.UserError as e:
         print(f"python -m training.bench: error: {e}", file=sys.stderr)
         return 2
-    for r in results:
-        if args.json:
-            print(json.dumps(r))
-        else:
-            print(f"{r['preset']:>10} on {r['device']}: {r['segments_per_s']:.2f} segments/s "
-                  f"({r['segment_seconds']} s segments, batch {r['batch_size']}, {r['seconds_per_step']:.3f} s/step, "
-                  f"{r['audio_seconds_per_s']} s of audio/s)")
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from model import ConfigError
 from model.schema import build, setting
@@ -54,6 +54,16 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    enabled: bool = True
+    dir: str = "~/.cache/tfswa-live/training-data"
+    songs: int = setting(1000, ge=1)
+    dtype: str = setting("float16", choices=("float16", "float32"))
+    tracks_per_shard: int = setting(16, ge=1, le=4096)
+    jobs: int = setting(0, ge=0, le=256)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     valid_fraction: float = setting(0.1, ge=0, lt=1)
     songs_seconds: float = setting(12.0, gt=0, le=3600)
@@ -61,6 +71,7 @@ class DataConfig:
     synthetic_tracks: int = setting(64, ge=1)
     synthetic_valid: int = setting(4, ge=0)
     synthetic_seconds: float = setting(30.0, gt=0, le=3600)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 @dataclass(frozen=True)
@@ -86,11 +97,13 @@ class TrainConfig:
     seed: int = setting(0, ge=0)
     segment_seconds: float = setting(6.0, gt=0, le=3600)
     batch_size: int = setting(8, ge=1)
+    micro_batch: int = setting(0, ge=0)          # segments per forward/backward pass (0: the whole batch)
     steps_per_epoch: int = setting(1000, ge=1)
     epochs: int = setting(100, ge=1)
-    num_workers: int = setting(4, ge=0, le=256)
+    num_workers: int | Literal["auto"] = setting("auto", ge=0, le=256)
     cpu_threads: int = setting(0, ge=0, le=256)
     amp: str = setting("bf16", choices=("bf16", "fp16", "off"))
+    compile: bool = False
     gradient_checkpointing: bool = False
     optimizer: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -98,6 +111,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    cpu: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def need(cond: bool, what: str) -> None:
@@ -107,7 +121,10 @@ class TrainConfig:
         need(self.segment_seconds > 0 and self.validation.segment_seconds > 0, "segment_seconds > 0")
         need(self.batch_size >= 1 and self.validation.batch_size >= 1, "batch sizes >= 1")
         need(self.steps_per_epoch >= 1 and self.epochs >= 1, "steps_per_epoch >= 1 and epochs >= 1")
-        need(self.num_workers >= 0, f"num_workers >= 0, got {self.num_workers}")
+        need(self.num_workers == "auto" or (isinstance(self.num_workers, int) and self.num_workers >= 0),
+             f"num_workers auto or >= 0, got {self.num_workers!r}")
+        need(self.micro_batch >= 0, f"micro_batch >= 0, got {self.micro_batch}")
+        need(isinstance(self.cpu, dict), "cpu: a mapping of training keys used on CPU")
         need(self.amp in ("bf16", "fp16", "off"), f"amp bf16|fp16|off, got {self.amp!r}")
         need(self.validation.best_metric in ("valid_loss", "sdr"),
              f"validation.best_metric valid_loss|sdr, got {self.validation.best_metric!r}")
@@ -128,6 +145,34 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
     return build(cls, d, f"config {where}")
 
 
-def train_config(config: dict[str, Any]) -> TrainConfig:
-    """The `training:` section of a loaded config.yaml -> TrainConfig."""
-    return TrainConfig.from_dict(config.get("training"))
+def train_config(config: dict[str, Any], device_type: str | None = None) -> TrainConfig:
+    """The `training:` section of a loaded config.yaml -> TrainConfig; on `device_type` "cpu" the
+    section's `cpu:` mapping overrides its keys (CPU defaults that fit a small machine)."""
+    section = dict(config.get("training") or {})
+    if device_type == "cpu" and isinstance(section.get("cpu"), dict):
+        section = merged(section, section["cpu"])
+    return TrainConfig.from_dict(section)
+
+
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `over`'s keys replaced, nested mappings merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig with dotted keys replaced, e.g. {"batch_size": 4, "optimizer.lr": 1e-3} (checked again)."""
+    return TrainConfig.from_dict(merged(cfg.to_dict(), _nest(overrides)))
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out

@@ -19,9 +19,13 @@ Shapes: mixture (C, N), targets (S, C, N) with C = 2, plus feature masks over fr
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import math
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +36,10 @@ from torch.utils.data import Dataset
 
 from model import UserError
 
-from .config import AugmentConfig, DataConfig
+from . import synthetic
+from .cache import ShardCache, cache_root, source_hash
+from .config import AugmentConfig, CacheConfig, DataConfig
+from .device import cpu_cores
 from .synthetic import STEMS as SYNTHETIC_STEMS
 from .synthetic import synthetic_stem
 
@@ -183,6 +190,32 @@ class SyntheticTracks(Source):
         return _fit(out[..., start - first * block:max(end, start - first * block)], n)
 
 
+class CachedTracks(Source):
+    """Tracks of a generated source read from its shard cache (`training.cache`): random crops are a
+    memory-mapped copy, so a step's data cost microseconds instead of a render."""
+
+    def __init__(self, name: str, cache: ShardCache, n_tracks: int, sample_rate: int,
+                 names: Callable[[int], str] | None = None):
+        self.name = name
+        self.cache = cache
+        self.n_tracks = n_tracks
+        self.sample_rate = sample_rate
+        self.stems = cache.stems
+        self._names = names
+
+    def __len__(self) -> int:
+        return self.n_tracks
+
+    def track_name(self, i: int) -> str:
+        return self._names(i) if self._names else super().track_name(i)
+
+    def track_length(self, i: int) -> int:
+        return self.cache.length
+
+    def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
+        return self.cache.read(i, [self.stems.index(s) for s in stems], start, n)
+
+
 class SongTracks(Source):
     """Realistic rendered songs from `training.songs.SongSource`, rendered on demand (a few cached per worker)."""
 
@@ -278,14 +311,21 @@ def musdb_sources(root: Path, split: str, is_wav: bool, sample_rate: int) -> Sou
     return MusdbStemTracks(f"{scheme}:{root}/{split}", list(db.tracks), sample_rate)
 
 
-def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, seed: int) -> Source | None:
-    """One `--data` spec and split ('train' | 'valid') -> Source (None: the spec only validates)."""
+def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, seed: int,
+                 progress: bool = True) -> Source | None:
+    """One `--data` spec and split ('train' | 'valid') -> Source (None: the spec only validates).
+
+    Generated sources (synthetic, songs) come from the shard cache when `data_cfg.cache.enabled`;
+    what is missing from it is rendered first (with a progress bar unless `progress` is False)."""
     scheme, _, path = spec.partition(":")
     if scheme == "synthetic":
         n = data_cfg.synthetic_tracks if split == "train" else data_cfg.synthetic_valid
-        return SyntheticTracks(n, seed, split, sample_rate, data_cfg.synthetic_seconds)
+        source = SyntheticTracks(n, seed, split, sample_rate, data_cfg.synthetic_seconds)
+        return cached_synthetic(source, data_cfg.cache, progress) if data_cfg.cache.enabled else source
     if scheme == "songs":
         from_songs = _song_indices(split, data_cfg, seed, sample_rate)
+        if data_cfg.cache.enabled:
+            return cached_songs(from_songs, split, seed, sample_rate, data_cfg, progress)
         return SongTracks(from_songs, seed, sample_rate, data_cfg.songs_seconds, split)
     if scheme in ("real-vocals", "eif-valid"):  # real vocals of ../shared/data (training/real_vocals.py)
         from .real_vocals import build_real_source
@@ -312,6 +352,66 @@ def _song_indices(split: str, data_cfg: DataConfig, seed: int, sample_rate: int)
     total = len(SongSource(seed=seed, sample_rate=sample_rate, seconds=data_cfg.songs_seconds, config=None))
     n_valid = min(data_cfg.songs_valid, max(total - 1, 0))
     return list(range(total - n_valid, total)) if split == "valid" else list(range(total - n_valid))
+
+
+# ------------------------------------------------------------------------------------------------
+# generated sources through the shard cache
+
+def _render_synthetic(track: int, source: SyntheticTracks) -> np.ndarray:
+    return source.read(track, list(source.stems), 0, source.length)
+
+
+def cached_synthetic(source: SyntheticTracks, cfg: CacheConfig, progress: bool = True) -> CachedTracks:
+    """The synthetic tracks of `source`, rendered once into the shard cache."""
+    split = "train" if source.split_id == 0 else "valid"
+    key = {"seed": source.seed, "sample_rate": source.sample_rate, "code": source_hash(Path(synthetic.__file__))}
+    cache = ShardCache(cache_root(cfg.dir), "synthetic", split, key, source.stems, source.length,
+                       cfg.tracks_per_shard, cfg.dtype)
+    cache.ensure(len(source), functools.partial(_render_synthetic, source=source), jobs=_jobs(cfg),
+                 progress=progress, what="synthetic tracks")
+    return CachedTracks(source.name, cache, len(source), source.sample_rate)
+
+
+_SONGS = None  # the SongSource of a render worker process
+
+
+def _init_song_worker(seed: int, sample_rate: int, seconds: float) -> None:
+    global _SONGS
+    from .songs import SongSource
+
+    _SONGS = SongSource(seed=seed, sample_rate=sample_rate, seconds=seconds, config=None)
+
+
+def _render_song(track: int, first: int) -> np.ndarray:
+    assert _SONGS is not None, "song render worker not initialised"
+    song = _SONGS.song(first + track)
+    return np.stack([_to_stereo(np.asarray(song[s], dtype=np.float32)) for s in MUSDB_STEMS])
+
+
+def cached_songs(indices: list[int], split: str, seed: int, sample_rate: int, data_cfg: DataConfig,
+                 progress: bool = True) -> CachedTracks:
+    """Rendered songs from the shard cache: `training.data.cache.songs` training songs (the first
+    indices) or the held-out validation songs; rendered in `cache.jobs` processes when missing."""
+    from . import songs as songs_pkg
+    from .songs.settings import SongsConfig
+
+    cfg = data_cfg.cache
+    count = min(len(indices), cfg.songs) if split == "train" else len(indices)
+    first = indices[0]
+    assert indices[:count] == list(range(first, first + count)), "song indices of a split are contiguous"
+    code = source_hash(*Path(songs_pkg.__file__).parent.glob("*.py"))
+    settings = json.loads(json.dumps(dataclasses.asdict(SongsConfig.from_dict(None)), default=list))
+    key = {"seed": seed, "sample_rate": sample_rate, "first": first, "code": code, "settings": settings}
+    length = round(data_cfg.songs_seconds * sample_rate)
+    cache = ShardCache(cache_root(cfg.dir), "songs", split, key, MUSDB_STEMS, length, cfg.tracks_per_shard, cfg.dtype)
+    init = functools.partial(_init_song_worker, seed, sample_rate, data_cfg.songs_seconds)
+    cache.ensure(count, functools.partial(_render_song, first=first), jobs=_jobs(cfg), init=init,
+                 progress=progress, what="songs")
+    return CachedTracks(f"songs/{split}", cache, count, sample_rate, names=lambda i: f"song {first + i}")
+
+
+def _jobs(cfg: CacheConfig) -> int:
+    return cfg.jobs if cfg.jobs > 0 else cpu_cores()
 
 
 @dataclass(frozen=True)
@@ -348,8 +448,10 @@ def _ones_masks(n_frames: int, n_freq: int) -> tuple[torch.Tensor, torch.Tensor]
 class TrainSegments(Dataset):
     """Random augmented segments; item `key` is a pure function of (seed, key).
 
-    Returns (mixture (2, N), targets (S, 2, N), time mask (T,), freq mask (F,)) float32 tensors;
-    the masks multiply the network's input features (SpecAugment-style frequency / time masking)."""
+    Returns (mixture (2, N), targets (S, 2, N), time mask (T,), freq mask (F,)) float32 tensors and
+    the tracks its stems came from (K,) int64 (numbered across sources, -1 pads): the masks multiply the
+    network's input features (SpecAugment-style frequency / time masking); the tracks let a run count
+    the distinct tracks it has seen (`n_tracks` in all)."""
 
     def __init__(self, sources: list[Source], targets: tuple[str, ...], merges: dict[str, list[str]],
                  segment: int, augment: AugmentConfig, seed: int, n_frames: int, n_freq: int):
@@ -362,6 +464,9 @@ class TrainSegments(Dataset):
         self.seed = seed
         self.n_frames = n_frames
         self.n_freq = n_freq
+        self.offsets = np.cumsum([0] + [len(s) for s in sources]).tolist()
+        self.n_tracks = self.offsets[-1]
+        self.max_stems = max(len(s.stems) for s in sources)
 
     def __len__(self) -> int:
         return 2 ** 62  # keys are unbounded; the trainer's batch sampler picks them
@@ -369,15 +474,17 @@ class TrainSegments(Dataset):
     def __getitem__(self, key: int):
         rng = np.random.default_rng([self.seed, int(key)])
         for _ in range(10):
-            stems, plan = self._draw(rng)
+            stems, plan, tracks = self._draw(rng)
             target = _targets(stems, plan)
             if self.aug.silent_min_rms <= 0 or np.sqrt((target ** 2).mean(axis=(1, 2))).max() >= self.aug.silent_min_rms:
                 break
         mix = stems.sum(0)
         tmask, fmask = self._feature_masks(rng)
-        return torch.from_numpy(mix), torch.from_numpy(target), tmask, fmask
+        ids = torch.full((self.max_stems,), -1, dtype=torch.int64)
+        ids[:len(tracks)] = torch.tensor(tracks, dtype=torch.int64)
+        return torch.from_numpy(mix), torch.from_numpy(target), tmask, fmask, ids
 
-    def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, StemPlan]:
+    def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, StemPlan, list[int]]:
         a = self.aug
         k = int(rng.integers(len(self.sources)))
         src, plan = self.sources[k], self.plans[k]
@@ -400,7 +507,7 @@ class TrainSegments(Dataset):
             stems *= (10 ** (rng.uniform(*a.gain_db, size=len(stems)) / 20)).astype(np.float32)[:, None, None]
         swap = rng.random(len(stems)) < a.channel_swap
         stems[swap] = stems[swap, ::-1]
-        return np.ascontiguousarray(stems), plan
+        return np.ascontiguousarray(stems), plan, [self.offsets[k] + t for t, _ in where]
 
     def _feature_masks(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.aug
@@ -454,12 +561,14 @@ class ValidSegments(Dataset):
 
 def build_datasets(specs: list[str], targets: tuple[str, ...], merges: dict[str, list[str]], *,
                    sample_rate: int, segment: int, valid_segment: int, augment: AugmentConfig, data_cfg: DataConfig,
-                   seed: int, per_track: int, frames: tuple[int, int], n_freq: int) -> tuple[TrainSegments, ValidSegments]:
+                   seed: int, per_track: int, frames: tuple[int, int], n_freq: int,
+                   progress: bool = True) -> tuple[TrainSegments, ValidSegments]:
     """`--data` specs -> (training set, validation set). `frames`: network frames of a train / valid segment."""
     if not specs:
         raise DataError("no --data given; expected musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs")
-    train = [x for x in (build_source(s, "train", data_cfg, sample_rate, seed) for s in specs) if x is not None]
-    valid = [build_source(s, "valid", data_cfg, sample_rate, seed) for s in specs]
+    train = [x for x in (build_source(s, "train", data_cfg, sample_rate, seed, progress) for s in specs)
+             if x is not None]
+    valid = [build_source(s, "valid", data_cfg, sample_rate, seed, progress) for s in specs]
     if not train:
         raise DataError(f"--data {' '.join(specs)}: these only validate; expected a training source too")
     return (TrainSegments(train, targets, merges, segment, augment, seed, frames[0], n_freq),

@@ -33,13 +33,21 @@ def _segments(rng: np.random.Generator, n: int, sr: int, lo: float, hi: float) -
 
 
 def _harmonic(f0: np.ndarray, amps: np.ndarray, sr: int, phase0: float) -> np.ndarray:
-    """Sum of harmonics k*f0(t) with weights amps[k-1]; harmonics above 0.45 sr are dropped."""
+    """Sum of harmonics k*f0(t) with weights amps[k-1]; harmonics above 0.45 sr are dropped.
+
+    Im(sum_k a_k z^k) with z = exp(i phase), evaluated by Horner's rule: one complex multiply-add per
+    harmonic and sample instead of a sine (the series is the same to ~1e-12)."""
     phase = phase0 + 2 * np.pi * np.cumsum(f0) / sr
-    out = np.zeros_like(f0)
-    for k, a in enumerate(amps, start=1):
-        if k * f0.max() < 0.45 * sr and a != 0:
-            out += a * np.sin(k * phase)
-    return out
+    weights = np.array([a if k * f0.max() < 0.45 * sr else 0.0 for k, a in enumerate(amps, start=1)])
+    nonzero = np.flatnonzero(weights)
+    if len(nonzero) == 0:
+        return np.zeros_like(f0)
+    z = np.exp(1j * phase)
+    acc = np.full(len(f0), weights[nonzero[-1]], dtype=np.complex128)
+    for a in weights[nonzero[-1] - 1::-1]:
+        acc *= z
+        acc += a
+    return (acc * z).imag
 
 
 def _envelope(n: int, sr: int, attack: float, decay: float) -> np.ndarray:

@@ -11,6 +11,7 @@ so a causal preset trains on precisely what the streaming engine computes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -30,9 +31,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 import model as mdl
 from model.checkpoint import atomic_torch_save, checkpoint_dict, read_checkpoint, separator_from_dict
 
-from .config import TrainConfig, train_config
+from .config import TrainConfig, train_config, with_overrides
 from .data import StepBatches, build_datasets
+from .device import choose_device, cpu_cores, prepare_device
 from .losses import SeparationLoss, batch_sdr
+from .timing import PhaseTimer
 
 TRAINING_KEY = "training"
 
@@ -211,16 +214,8 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        want = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if want.startswith("cuda") and not torch.cuda.is_available():
-            raise TrainingError(f"--device {want}: expected a CUDA GPU, but torch sees none (use --device cpu)")
-        if want not in ("cpu", "cuda") and not want.startswith("cuda:"):
-            raise TrainingError(f"--device {want!r}: expected cpu or cuda")
-        self.device = torch.device(f"cuda:{local_rank}" if want == "cuda" and self.world > 1 else want)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-        elif self.cfg.cpu_threads > 0:
-            torch.set_num_threads(self.cfg.cpu_threads)
+        self.device = choose_device(spec.device, local_rank=local_rank, world=self.world)
+        prepare_device(self.device, self.cfg.cpu_threads)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.is_main = self.rank == 0
@@ -236,12 +231,18 @@ class Trainer:
             enable_gradient_checkpointing(self.separator.net)
         amp = self.cfg.amp if self.device.type == "cuda" else "off"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-        forward = TrainForward(self.separator, self.amp_dtype)
-        self.forward = nn.parallel.DistributedDataParallel(forward) if self.world > 1 else forward
+        self.model_forward = TrainForward(self.separator, self.amp_dtype)     # validation runs it as is
+        self.forward = (nn.parallel.DistributedDataParallel(self.model_forward) if self.world > 1
+                        else self.model_forward)
         self.loss_fn = SeparationLoss(self.cfg.loss).to(self.device)
+        self.compute_loss = self.loss_fn
+        if self.cfg.compile:  # compiled on the first step (minutes on a small CPU; see README)
+            self.forward = torch.compile(self.forward)
+            self.compute_loss = torch.compile(self.loss_fn)
 
         o = self.cfg.optimizer
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.separator.net, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.separator.net, o.weight_decay), lr=o.lr, betas=tuple(o.betas),
+                                           fused=True if self.device.type == "cuda" else None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, o.warmup_steps, spec.total_steps, o.min_lr_ratio))
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
@@ -269,7 +270,15 @@ class Trainer:
                 valid_segment=self.valid_segment, augment=self.cfg.augment, data_cfg=self.cfg.data, seed=self.cfg.seed,
                 per_track=self.cfg.validation.segments_per_track,
                 frames=(self.separator.stft.n_frames(self.segment), self.separator.stft.n_frames(self.valid_segment)),
-                n_freq=self.separator.config.n_freq)
+                n_freq=self.separator.config.n_freq, progress=self.is_main)
+        self._timer = PhaseTimer(self.device)  # off; the benchmark times the phases with its own
+        self.seen: Tensor | None = None        # per training track: has any step drawn from it
+        if with_data:
+            self.seen = torch.zeros(self.train_set.n_tracks, dtype=torch.bool)
+            packed = (resume or {}).get(TRAINING_KEY, {}).get("tracks_seen")
+            if packed is not None and len(packed) == (self.train_set.n_tracks + 7) // 8:
+                bits = np.unpackbits(np.frombuffer(bytes(packed), np.uint8))[:self.train_set.n_tracks]
+                self.seen = torch.from_numpy(bits.astype(bool))
 
     @property
     def epoch(self) -> int:
@@ -291,26 +300,58 @@ class Trainer:
         return (lam[:, None, None] * mix + (1 - lam[:, None, None]) * mix[partner],
                 lam[:, None, None, None] * target + (1 - lam[:, None, None, None]) * target[partner])
 
-    def train_step(self, batch: list[Tensor]) -> dict[str, float]:
-        """One optimiser step on a batch (mixture (B, C, N), targets (B, S, C, N), masks (B, T), (B, F)) -> scalars."""
-        mix, target, tmask, fmask = (x.to(self.device, non_blocking=True) for x in batch)
-        mix, target = self.mixup(mix, target)
-        est_spec, est_wav = self.forward(mix, tmask, fmask)
-        with torch.no_grad():
-            target_spec = self.separator.stft(target)
-        loss, parts = self.loss_fn(est_spec, target_spec, est_wav, target)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"the loss became {loss.item()} at step {self.step + 1}; lower the learning rate "
-                                "or check the data for NaN / silence")
+    def train_step(self, batch: list[Tensor], timer: PhaseTimer | None = None) -> dict[str, float]:
+        """One optimiser step on a batch (mixture (B, C, N), targets (B, S, C, N), masks (B, T), (B, F)) -> scalars.
+
+        Waits for the device; the training loop uses `_step` and reads the scalars one step later."""
+        step = self.step + 1
+        return self._scalars(self._step(batch, timer or PhaseTimer()), step)
+
+    def _step(self, batch: list[Tensor], timer: PhaseTimer) -> dict[str, Tensor]:
+        """Queue one optimiser step; returns its scalars as 0-d tensors, without waiting for the device.
+
+        The batch runs in micro-batches of `training.micro_batch` items (gradients accumulate; the
+        result equals the whole batch up to float summation order): on a CPU a small working set is
+        faster, and the resident memory is that of one micro-batch."""
+        with timer.phase("data"):
+            mix, target, tmask, fmask = (x.to(self.device, non_blocking=True) for x in batch[:4])
+            mix, target = self.mixup(mix, target)
+        b = mix.shape[0]
+        size = self.cfg.micro_batch if 0 < self.cfg.micro_batch < b else b
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        grad_norm = nn.utils.clip_grad_norm_(self.separator.net.parameters(), self.cfg.optimizer.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        sums: dict[str, Tensor] = {}
+        for start in range(0, b, size):
+            part = slice(start, min(b, start + size))
+            weight = (part.stop - part.start) / b
+            last = part.stop == b
+            sync = self.forward.no_sync() if self.world > 1 and not last else contextlib.nullcontext()
+            with sync:
+                with timer.phase("forward"):
+                    est_spec, est_wav = self.forward(mix[part], tmask[part], fmask[part])
+                with timer.phase("losses"):
+                    with torch.no_grad():
+                        target_spec = self.separator.stft(target[part])
+                    loss, parts = self.compute_loss(est_spec, target_spec, est_wav, target[part])
+                with timer.phase("backward"):
+                    self.scaler.scale(loss * weight).backward()
+            for k, v in {"loss": loss, **parts}.items():
+                sums[k] = sums.get(k, 0) + v.detach() * weight
+        with timer.phase("optimizer"):
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = nn.utils.clip_grad_norm_(self.separator.net.parameters(), self.cfg.optimizer.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
         self.step += 1
-        return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}, "grad_norm": float(grad_norm)}
+        return {**sums, "grad_norm": grad_norm.detach()}
+
+    def _scalars(self, scalars: dict[str, Tensor], step: int) -> dict[str, float]:
+        """Device scalars of optimiser step `step` -> floats; a non-finite loss ends the run."""
+        values = dict(zip(scalars, torch.stack([v.float() for v in scalars.values()]).tolist()))
+        if not math.isfinite(values["loss"]):
+            raise TrainingError(f"the loss became {values['loss']} at step {step}; lower the learning rate "
+                                "or check the data for NaN / silence")
+        return values
 
     # validation ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -318,14 +359,13 @@ class Trainer:
         """Loss and fast per-stem SDR over the validation set (sharded over processes, then averaged)."""
         self.separator.eval()
         sampler = DistributedSampler(self.valid_set, self.world, self.rank, shuffle=False) if self.world > 1 else None
-        loader = DataLoader(self.valid_set, batch_size=self.cfg.validation.batch_size, sampler=sampler,
-                            num_workers=min(self.cfg.num_workers, 2), pin_memory=self.device.type == "cuda")
+        loader = self._loader(self.valid_set, batch_size=self.cfg.validation.batch_size, sampler=sampler)
         n_stems = len(self.separator.stems)
         sums = torch.zeros(2 + n_stems, dtype=torch.float64, device=self.device)  # loss*items, items, sdr sums
         example = None
         for batch in loader:
             mix, target, tmask, fmask = (x.to(self.device) for x in batch)
-            est_spec, est_wav = self.forward.module(mix, tmask, fmask) if self.world > 1 else self.forward(mix, tmask, fmask)
+            est_spec, est_wav = self.model_forward(mix, tmask, fmask)
             loss, _ = self.loss_fn(est_spec, self.separator.stft(target), est_wav, target)
             b = mix.shape[0]
             sums[0] += loss.double() * b
@@ -356,21 +396,24 @@ class Trainer:
         return result
 
     # checkpoints ---------------------------------------------------------------------------------
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self, tracks_seen: int | None = None) -> dict[str, Any]:
         return {
             "preset": self.spec.preset, "stems": list(self.separator.stems), "data": list(self.spec.data),
             "steps": self.step, "epoch": self.epoch, "total_steps": self.spec.total_steps,
             "wall_time_s": round(self.wall_time, 1), "hardware": hardware(self.device, self.world),
             "global_batch": self.cfg.batch_size * self.world, "segment_seconds": self.cfg.segment_seconds,
             "lr": self.cfg.optimizer.lr, "seed": self.cfg.seed, "validation": self.last_valid,
+            "tracks_seen": self.tracks_seen() if tracks_seen is None else tracks_seen,
+            "hours_seen": round(self.hours_seen, 4),
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
     def save(self, best: bool = False) -> None:
         """last.ckpt (with the resume state) and, when `best`, best.ckpt; atomic, rank 0 only."""
+        tracks = self.tracks_seen()  # a collective under DDP: every process takes part
         if not self.is_main:
             return
-        ckpt = checkpoint_dict(self.separator, **self.metadata())
+        ckpt = checkpoint_dict(self.separator, **self.metadata(tracks))
         if best:
             atomic_torch_save(ckpt, self.spec.out / "best.ckpt")
         ckpt[TRAINING_KEY] = {
@@ -378,6 +421,7 @@ class Trainer:
             "wall_time_s": self.wall_time, "last_valid": self.last_valid,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rng_state(),
+            "tracks_seen": None if self.seen is None else np.packbits(self.seen.numpy()).tobytes(),
             "run": {"preset": self.spec.preset, "stems": list(self.separator.stems), "data": list(self.spec.data),
                     "total_steps": self.spec.total_steps, "merges": self.spec.merges, "train_config": self.cfg.to_dict()},
         }
@@ -392,31 +436,47 @@ class Trainer:
         if self.is_main:
             spec.out.mkdir(parents=True, exist_ok=True)
             log = MetricsLog(spec.out, cfg.logging.tensorboard, self.step if self.step > 0 else None)
-        loader = DataLoader(self.train_set, batch_sampler=StepBatches(self.step, stop, cfg.batch_size, self.rank, self.world),
-                            num_workers=cfg.num_workers, pin_memory=self.device.type == "cuda",
-                            persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+        loader = self._loader(self.train_set, batch_sampler=StepBatches(self.step, stop, cfg.batch_size, self.rank, self.world))
         progress = None
         if self.is_main and cfg.logging.progress:
             from tqdm import tqdm
             progress = tqdm(total=stop, initial=self.step, desc=f"train {spec.preset}", unit="step", dynamic_ncols=True)
         window: dict[str, list[float]] = {}
+        waited = [0.0]  # seconds spent waiting for batches in this logging window
         t_window = t_last = time.perf_counter()
         stopped_early = False
+        pending: tuple[int, dict[str, Tensor]] | None = None
+
+        def settle() -> None:
+            """Read the scalars of the last queued step (once the next one is queued, this does not stall the device)."""
+            nonlocal pending
+            if pending is not None:
+                for k, v in self._scalars(pending[1], pending[0]).items():
+                    window.setdefault(k, []).append(v)
+                if progress is not None:
+                    progress.set_postfix(loss=f"{window['loss'][-1]:.4f}", refresh=False)
+                pending = None
+
         try:
-            for batch in loader:
-                scalars = self.train_step(batch)
+            for batch in _timed(loader, waited):
+                self._note_tracks(batch)
+                scalars = self._step(batch, self._timer)
+                settle()
+                pending = (self.step, scalars)
+                if progress is not None:
+                    progress.update(1)
+                end_of_epoch = self.step % cfg.steps_per_epoch == 0 or self.step == spec.total_steps
+                log_now = self.step % cfg.logging.log_interval == 0 or self.step == stop
+                save_now = self.step % cfg.logging.checkpoint_interval == 0 or self.step == stop
+                if not (end_of_epoch or log_now or save_now):
+                    continue
+                settle()
                 now = time.perf_counter()
                 self.wall_time += now - t_last
                 t_last = now
-                for k, v in scalars.items():
-                    window.setdefault(k, []).append(v)
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{scalars['loss']:.4f}", refresh=False)
-                if self.step % cfg.logging.log_interval == 0 or self.step == stop:
-                    self._log_scalars(window, now - t_window, log)
-                    window, t_window = {}, time.perf_counter()
-                end_of_epoch = self.step % cfg.steps_per_epoch == 0 or self.step == spec.total_steps
+                if log_now:
+                    self._log_scalars(window, now - t_window, waited[0], log)
+                    window, t_window, waited[0] = {}, time.perf_counter(), 0.0
                 if end_of_epoch:
                     result = self.validate(log)
                     if progress is not None:
@@ -429,29 +489,86 @@ class Trainer:
                         if progress is not None:
                             progress.write(f"early stop: {patience} validations without improvement")
                         break
-                elif self.step % cfg.logging.checkpoint_interval == 0 or self.step == stop:
+                elif save_now:
                     self.save()
                 t_last = time.perf_counter()
+            settle()
         finally:
             if progress is not None:
                 progress.close()
             if log is not None:
                 log.close()
         return {"step": self.step, "epoch": self.epoch, "stopped_early": stopped_early, "best": self.best,
-                "wall_time_s": self.wall_time, "out": str(spec.out), "validation": self.last_valid}
+                "wall_time_s": self.wall_time, "out": str(spec.out), "validation": self.last_valid,
+                "tracks_seen": self.tracks_seen(), "hours_seen": round(self.hours_seen, 4)}
 
-    def _log_scalars(self, window: dict[str, list[float]], seconds: float, log: MetricsLog | None) -> None:
+    # data ----------------------------------------------------------------------------------------
+    def _loader(self, dataset, **kwargs) -> DataLoader:
+        """DataLoader with `num_workers` resolved for this machine, pinned memory and prefetch on CUDA."""
+        workers = resolve_workers(self.cfg.num_workers, self.device, self.world)
+        return DataLoader(dataset, num_workers=workers, pin_memory=self.device.type == "cuda",
+                          prefetch_factor=4 if workers else None, persistent_workers=False, **kwargs)
+
+    def _note_tracks(self, batch: list[Tensor]) -> None:
+        if len(batch) > 4 and self.seen is not None:
+            ids = batch[4]
+            self.seen[ids[ids >= 0]] = True
+
+    def tracks_seen(self) -> int:
+        """Distinct training tracks any stem of any segment came from (all processes)."""
+        if self.seen is None:
+            return 0
+        seen = self.seen.to(torch.uint8)
+        if self.world > 1:
+            seen = seen.to(self.device)
+            dist.all_reduce(seen, op=dist.ReduceOp.MAX)
+        return int(seen.sum())
+
+    @property
+    def hours_seen(self) -> float:
+        """Hours of training audio the run has stepped through (all processes)."""
+        return self.step * self.cfg.batch_size * self.world * self.cfg.segment_seconds / 3600
+
+    def _log_scalars(self, window: dict[str, list[float]], seconds: float, waited: float, log: MetricsLog | None) -> None:
         values = torch.tensor([float(np.mean(v)) for v in window.values()], dtype=torch.float64)
         if self.world > 1:
+            values = values.to(self.device)
             dist.all_reduce(values)
-            values /= self.world
+            values = values.cpu() / self.world
+        tracks = self.tracks_seen()
         if log is None:
             return
         steps = len(next(iter(window.values())))
         entry = {"step": self.step, "epoch": self.epoch, **{k: float(v) for k, v in zip(window, values.tolist())},
                  "lr": self.scheduler.get_last_lr()[0],
-                 "segments_per_s": steps * self.cfg.batch_size * self.world / max(seconds, 1e-9)}
+                 "segments_per_s": steps * self.cfg.batch_size * self.world / max(seconds, 1e-9),
+                 "data_wait": round(waited / max(seconds, 1e-9), 4),
+                 "tracks_seen": tracks, "hours_seen": round(self.hours_seen, 4)}
         log.write(entry, "train")
+
+
+def _timed(loader, waited: list[float]):
+    """Iterate `loader`, adding the seconds spent waiting for each batch to waited[0]."""
+    it = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        waited[0] += time.perf_counter() - t0
+        yield batch
+
+
+def resolve_workers(setting: int | str, device: torch.device, world: int) -> int:
+    """`training.num_workers` -> DataLoader workers per process. `auto`: on CUDA every core this
+    process's share leaves after itself (at most 8); on CPU one (reading cached crops is light, and
+    every core a worker takes is one the model's threads lose)."""
+    if setting != "auto":
+        return int(setting)
+    if device.type != "cuda":
+        return 1 if cpu_cores() > 1 else 0
+    return max(1, min(8, cpu_cores() // max(1, world) - 1))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -468,15 +585,29 @@ def load_resume(run_dir: Path) -> dict[str, Any]:
     return ckpt
 
 
+# what --resume may change: how the run is executed, not what it computes
+RESUMABLE_OVERRIDES = ("num_workers", "micro_batch", "compile", "cpu_threads", "steps_per_epoch")
+
+
 def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data: list[str], out: Path | None,
           steps: int | None = None, epochs: int | None = None, resume: Path | None = None, device: str | None = None,
-          stop_at: int | None = None) -> dict[str, Any]:
-    """Set up (or resume) a run and train it. Returns the summary of `Trainer.run`."""
+          stop_at: int | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Set up (or resume) a run and train it. Returns the summary of `Trainer.run`.
+
+    `overrides`: dotted `training:` keys from the command line (e.g. {"batch_size": 4, "optimizer.lr": 1e-3}),
+    applied over config.yaml and, on a CPU, over its `training.cpu` defaults."""
     ckpt = None
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    device_type = choose_device(device, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                                world=int(os.environ.get("WORLD_SIZE", "1"))).type
     if resume is not None:
         ckpt = load_resume(resume)
         run = ckpt[TRAINING_KEY]["run"]
-        cfg = TrainConfig.from_dict(run["train_config"])
+        fixed = sorted(k for k in overrides if k not in RESUMABLE_OVERRIDES)
+        if fixed:
+            raise TrainingError(f"--resume {resume}: the run's {', '.join(fixed)} cannot change when it resumes "
+                                "(start a new run with --out, or leave them out)")
+        cfg = with_overrides(TrainConfig.from_dict(run["train_config"]), overrides)
         out = Path(resume)
         preset, stem_names, merges = run["preset"], tuple(run["stems"]), run["merges"]
         data = data or run["data"]
@@ -484,7 +615,7 @@ def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data
     else:
         if out is None:
             raise TrainingError("expected --out RUN_DIR (where checkpoints and logs go)")
-        cfg = train_config(config)
+        cfg = with_overrides(train_config(config, device_type), overrides)
         preset = preset or "streaming"
         names = mdl.preset_names(config)
         if preset not in names:

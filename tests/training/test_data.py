@@ -40,7 +40,7 @@ def test_items_are_a_pure_function_of_seed_and_key():
 
 
 def test_shapes_and_mixture_is_sum_of_targets():
-    mix, target, tmask, fmask = _train_set([_synthetic()])[3]
+    mix, target, tmask, fmask, _ = _train_set([_synthetic()])[3]
     assert mix.shape == (2, 4410) and target.shape == (2, 2, 4410) and mix.dtype == torch.float32
     assert tmask.shape == (80,) and fmask.shape == (128,)
     assert torch.allclose(mix, target.sum(0), atol=1e-6)  # vocals + accompaniment cover every base stem
@@ -48,16 +48,16 @@ def test_shapes_and_mixture_is_sum_of_targets():
 
 
 def test_single_target_keeps_the_full_mixture():
-    mix, target, _, _ = _train_set([_synthetic()], targets=("vocals",))[3]
+    mix, target, _, _, _ = _train_set([_synthetic()], targets=("vocals",))[3]
     assert target.shape == (1, 2, 4410)
     assert (mix - target[0]).abs().max() > 1e-3  # the mixture still holds drums, bass and other
 
 
 def test_feature_masks_zero_a_band_when_enabled():
     aug = AugmentConfig(freq_mask=1.0, time_mask=1.0, freq_mask_bins=0.2, time_mask_frames=0.2)
-    _, _, tmask, fmask = _train_set([_synthetic()], aug)[0]
+    _, _, tmask, fmask, _ = _train_set([_synthetic()], aug)[0]
     assert 0 < (tmask == 0).sum() <= 16 and 0 < (fmask == 0).sum() <= 25
-    _, _, tmask, fmask = _train_set([_synthetic()], AugmentConfig())[0]
+    _, _, tmask, fmask, _ = _train_set([_synthetic()], AugmentConfig())[0]
     assert tmask.min() == 1 and fmask.min() == 1
 
 
@@ -112,7 +112,7 @@ def test_musdb_hq_layout_and_official_split(tmp_path):
     assert sorted(train.track_name(i) for i in range(len(train))) == sorted(names[1:])
     assert [valid.track_name(i) for i in range(len(valid))] == names[:1]
     assert train.stems == ("drums", "bass", "other", "vocals")
-    mix, target, _, _ = _train_set([train], AugmentConfig(remix=0.0, gain_db=None, channel_swap=0.0))[0]
+    mix, target, _, _, _ = _train_set([train], AugmentConfig(remix=0.0, gain_db=None, channel_swap=0.0))[0]
     ref = sf.read(str(tmp_path / "train" / names[1] / "mixture.wav"), dtype="float32")[0].T
     assert torch.allclose(mix, target.sum(0), atol=1e-6)
     # the stems' sum is the mixture file, at some offset

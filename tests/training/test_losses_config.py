@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import model
-from training.config import TrainConfig, train_config
+from training.config import TrainConfig, train_config, with_overrides
 from training.losses import MultiResolutionSTFTLoss, SeparationLoss, batch_sdr, spectrogram_l1
 
 
@@ -14,7 +14,21 @@ def test_default_training_section_parses():
     assert cfg.loss.mrstft_resolutions == ((2048, 512), (1024, 256), (512, 128))
 
 
-@pytest.mark.parametrize("bad", [{"bogus": 1}, {"amp": "fp8"}, {"optimizer": {"lr": -1.0}}, {"loss": {"nope": 1}}])
+def test_cpu_defaults_apply_on_cpu_only_and_merge_nested_keys():
+    config = {"training": {"batch_size": 8, "segment_seconds": 6.0, "validation": {"segment_seconds": 6.0, "batch_size": 3},
+                           "cpu": {"batch_size": 2, "validation": {"segment_seconds": 2.0}}}}
+    cpu, gpu = train_config(config, "cpu"), train_config(config, "cuda")
+    assert (cpu.batch_size, cpu.segment_seconds, cpu.validation.segment_seconds, cpu.validation.batch_size) == (2, 6.0, 2.0, 3)
+    assert (gpu.batch_size, gpu.validation.segment_seconds) == (8, 6.0)
+    shipped = train_config(model.load_config(), "cpu")
+    assert shipped.batch_size * shipped.segment_seconds <= 4.0  # the 3-minute smoke run's budget (config.yaml)
+    with pytest.raises(model.ConfigError):
+        with_overrides(cpu, {"batch_size": 0})
+    assert with_overrides(cpu, {"optimizer.lr": 1e-3, "num_workers": "auto"}).optimizer.lr == 1e-3
+
+
+@pytest.mark.parametrize("bad", [{"bogus": 1}, {"amp": "fp8"}, {"optimizer": {"lr": -1.0}}, {"loss": {"nope": 1}},
+                                 {"num_workers": "many"}, {"num_workers": -1}, {"micro_batch": -2}])
 def test_bad_training_section_is_a_config_error(bad):
     with pytest.raises(model.ConfigError):
         TrainConfig.from_dict(bad)

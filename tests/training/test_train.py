@@ -14,6 +14,7 @@ import torch
 
 import model
 from training.__main__ import main
+from training.config import train_config, with_overrides
 from training.trainer import RunSpec, Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,3 +159,47 @@ def test_tensorboard_event_file_and_examples(tmp_path, make_config):
     assert _run(config, tmp_path / "run", "--steps", "2") == 0
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 1000  # scalars, audio and images
+
+
+def test_micro_batches_give_the_whole_batch_step(tmp_path, make_config):
+    """A batch of 4 run as micro-batches of 1 (or 3 + 1) updates the weights like the whole batch."""
+    config = model.load_config(make_config())
+    weights = []
+    for micro in (0, 1, 3):
+        cfg = with_overrides(train_config(config), {"batch_size": 4, "micro_batch": micro})
+        spec = RunSpec("tiny", ("vocals", "accompaniment"), ["synthetic"], tmp_path / f"m{micro}", 5, device="cpu",
+                       merges=model.stem_merges(config))
+        trainer = Trainer(spec, config, cfg)
+        items = [trainer.train_set[k] for k in range(4)]
+        batch = [torch.stack([it[j] for it in items]) for j in range(len(items[0]))]
+        scalars = trainer.train_step(batch)
+        weights.append((scalars, {k: v.clone() for k, v in trainer.separator.state_dict().items()}))
+    (s0, w0), *others = weights
+    for s, w in others:
+        assert s["loss"] == pytest.approx(s0["loss"], rel=1e-5)
+        for k in w0:
+            assert torch.allclose(w[k], w0[k], atol=1e-6), k
+
+
+def test_cli_knobs_reach_the_run_and_resume_refuses_to_change_the_math(tmp_path, config_path, capsys):
+    out = tmp_path / "run"
+    assert _run(config_path, out, "--steps", "2", "--batch-size", "3", "--segment-seconds", "0.15", "--lr", "0.002",
+                "--val-every", "2", "--workers", "0", "--micro-batch", "2") == 0
+    ckpt = torch.load(out / "last.ckpt", weights_only=False)
+    cfg = ckpt["training"]["run"]["train_config"]
+    assert (cfg["batch_size"], cfg["segment_seconds"], cfg["optimizer"]["lr"], cfg["steps_per_epoch"],
+            cfg["num_workers"], cfg["micro_batch"]) == (3, 0.15, 0.002, 2, 0, 2)
+    entries = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [e for e in entries if "loss" in e]
+    assert [e["step"] for e in entries if "valid_loss" in e] == [2]
+    # 2 steps x 3 segments x 0.15 s; every segment names the synthetic tracks its stems came from
+    assert train[-1]["hours_seen"] == pytest.approx(2 * 3 * 0.15 / 3600, abs=1e-4)
+    assert 1 <= train[-1]["tracks_seen"] <= 4 and 0 <= train[-1]["data_wait"] <= 1
+    assert model.load_checkpoint(out / "last.ckpt").metadata["tracks_seen"] == train[-1]["tracks_seen"]
+    capsys.readouterr()
+    assert main(["--resume", str(out), "--device", "cpu", "--batch-size", "4", "--steps", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "batch_size cannot change" in err
+    assert main(["--resume", str(out), "--device", "cpu", "--workers", "0", "--steps", "3"]) == 0
+    assert main(["--config", str(config_path), "--data", "synthetic", "--out", str(tmp_path / "x"), "--workers", "many"]) == 2
+    assert "--workers" in capsys.readouterr().err
