@@ -70,7 +70,7 @@ def _fused_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropo
     m = 0 if mask is None else mask.dim() - 2
     heads = math.prod(lead[len(lead) - m:]) if m else 1
     q4, k4, v4 = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
-    mask4 = None if mask is None else mask.expand(*lead[len(lead) - m:], lq, lk).reshape(1, heads, lq, lk)
+    mask4 = None if mask is None else mask.expand(*lead[len(lead) - m:], lq, lk).reshape(1, heads, lq, lk).to(q4.dtype)
     o = F.scaled_dot_product_attention(q4, k4, v4, attn_mask=mask4, dropout_p=dropout)
     return o.reshape(*lead, lq, v.shape[-1])
 
