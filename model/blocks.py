@@ -366,7 +366,7 @@ class WindowAttention(Branch):
         if isinstance(t0, HopClock):
             o, state = self._hop(x, state, t0)
         elif self.causal and _from_start(t0, x.shape[1]):
-            o, state = self._causal_from_start(x, state, f_ids)
+            o, state = self._causal_from_start(x, state, f_ids, n_freq)
         elif self.causal:
             o, state = self._causal(x, state, t0, f_ids)
         else:
@@ -416,8 +416,8 @@ class WindowAttention(Branch):
         o = o.permute(0, 3, 1, 4, 2, 5).reshape(batch, n_frames, f_pad, self.attn.heads, self.attn.head_dim)
         return o, [k_next, v_next]
 
-    def _causal_from_start(self, x: Tensor, state: list[Tensor], f_ids: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """All frames from t0 = 0, x (B, T, F', C) -> (B, T, F', h, d), next state.
+    def _causal_from_start(self, x: Tensor, state: list[Tensor], f_ids: Tensor, n_freq: int) -> tuple[Tensor, list[Tensor]]:
+        """All frames from t0 = 0, x (B, T, F', C) (F' = n_freq padded) -> (B, T, F', h, d), next state.
 
         Causal windows are aligned to the absolute frame: window id floor((t + st) / wt). Frames are
         laid out in whole windows: the first (partial, when shifted) window's wt - st frames come
@@ -436,8 +436,7 @@ class WindowAttention(Branch):
         qkv = self.attn.qkv(xw)                                                   # three (B, Tw, F', h, d)
         q, k, v = (t.reshape(batch, n_tw, wt, n_fw, wf, heads, -1).permute(0, 1, 3, 5, 2, 4, 6).flatten(4, 5)
                    for t in qkv)                                                  # (B, nTw, nFw, h, L, d)
-        idx, blocked = self._geometry.get((f_ids.shape[0], str(f_ids.device), f_ids.data_ptr()),
-                                          lambda: self._from_start_geometry(f_ids))
+        idx, blocked = self._geometry.get((n_freq, str(f_ids.device)), lambda: self._from_start_geometry(f_ids))
         mask = self.rel_bias[:, idx][None].masked_fill(blocked, NEG_INF)          # (nFw, h, L, L)
         o = self.attn.attend(q, k, v, mask).unflatten(4, (wt, wf)).permute(0, 1, 4, 2, 5, 3, 6)
         o = o.reshape(batch, n_tw * wt, f_pad, heads, -1)

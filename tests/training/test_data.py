@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 import model
-from training.config import AugmentConfig, DataConfig
+from training.config import AugmentConfig, CacheConfig, DataConfig
 from training.data import DataError, StepBatches, TrainSegments, ValidSegments, build_source
 
 SR = 44100
@@ -150,11 +150,17 @@ def test_songs_adapter_when_the_renderer_exists():
     songs = pytest.importorskip("training.songs")
     if not hasattr(songs, "SongSource"):
         pytest.skip("training.songs has no SongSource yet")
-    cfg = DataConfig(songs_seconds=4.0, songs_valid=1)
-    src = build_source("songs", "train", cfg, SR, 0)
-    x = src.read(0, ["vocals", "drums"], 1000, 4410)
+    live_cfg = DataConfig(songs_seconds=2.0, songs_valid=1, cache=CacheConfig(enabled=False))
+    live = build_source("songs", "train", live_cfg, SR, 0)
+    x = live.read(0, ["vocals", "drums"], 1000, 4410)
     assert x.shape == (2, 2, 4410) and np.isfinite(x).all()
-    assert np.array_equal(x, build_source("songs", "train", cfg, SR, 0).read(0, ["vocals", "drums"], 1000, 4410))
+    assert np.array_equal(x, build_source("songs", "train", live_cfg, SR, 0).read(0, ["vocals", "drums"], 1000, 4410))
+    # through the shard cache (2 songs, float32 storage): the same audio, and a second build only reads it
+    cached_cfg = dataclasses.replace(live_cfg, cache=CacheConfig(songs=2, dtype="float32", jobs=1))
+    cached = build_source("songs", "train", cached_cfg, SR, 0, progress=False)
+    assert len(cached) == 2 and cached.track_name(1) == "song 1"
+    np.testing.assert_array_equal(cached.read(0, ["vocals", "drums"], 1000, 4410), x)
+    assert not cached.cache.missing(2)
 
 
 def test_augment_off_is_plain():
