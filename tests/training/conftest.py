@@ -15,7 +15,6 @@ def small_config(path: Path, **overrides) -> Path:
     c = model.load_config()
     t = c["training"]
     t.update(segment_seconds=0.1, batch_size=2, steps_per_epoch=2, num_workers=0, seed=0, cpu_threads=1)
-    t["cpu"] = {}  # the small sizes above hold on the CPU too
     t["optimizer"].update(lr=1e-3, warmup_steps=2)
     t["validation"].update(segment_seconds=0.1, segments_per_track=1, batch_size=2, patience=0)
     t["logging"].update(log_interval=1, checkpoint_interval=1, tensorboard=False, progress=False)
@@ -27,6 +26,9 @@ def small_config(path: Path, **overrides) -> Path:
         for p in parents:
             section = section[p]
         section[leaf] = value
+    # the small sizes above hold on the CPU too: `--config` is deep-merged over config.yaml, so an empty
+    # `cpu:` would keep the project's CPU defaults; repeat this file's values under the same keys instead
+    t["cpu"] = {k: t[k] for k in (model.load_config()["training"].get("cpu") or {}) if k in t}
     path.write_text(yaml.safe_dump(c))
     return path
 
