@@ -436,7 +436,14 @@ class LiveHost:
 
     # run -----------------------------------------------------------------------------------------
     def _warm_up(self) -> None:
-        """One pass of silence through the model so the first real hop is not the slow first call."""
+        """One pass of silence through the model so the first real hop is not the slow first call, and the
+        numba kernels (key shifter, low-delay resampler) compiled or loaded from numba's cache: a kernel's
+        first call compiles it, for seconds, which inside the worker made a file -> device run miss
+        thousands of blocks."""
+        from .keyshift import warm_kernels as warm_key
+        from .resample import warm_kernels as warm_resampler
+        warm_key()
+        warm_resampler()
         self.engine.feed(np.zeros((2, 4 * self.engine.hop_length + self.engine.latency_samples), np.float32))
         self.engine.reset()
 

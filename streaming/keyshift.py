@@ -152,6 +152,13 @@ class PitchShifter:
         return out
 
 
+def warm_kernels() -> None:
+    """Compile (or load from numba's cache) the shifter's kernel now: the first call of a numba function
+    compiles it, seconds that must not fall inside a live stream. Called before a stream opens."""
+    shifter = PitchShifter(44100, 2, 1.0, n_fft=64, hop=16)
+    shifter.process(np.random.default_rng(0).standard_normal((2, 128)).astype(np.float32))
+
+
 @numba.njit(cache=True)
 def _shift_peaks(spec, prev_phase, rot, omega, ratio, n_fft, hop, floor, peaks, out):  # pragma: no cover - compiled
     """Peak-locked shift of one frame, in place: spec (C, bins) complex -> out; updates prev_phase and rot

@@ -57,6 +57,12 @@ def _polyphase(buf, origin, table, first, up, down, h, out):
             out[i, c] = acc
 
 
+def warm_kernels() -> None:
+    """Compile (or load from numba's cache) the LD resampler's kernel before a stream opens (its first call
+    compiles it: seconds that must not fall inside a live stream)."""
+    PolyphaseResampler(48000, 44100, 2, half=4).process(np.zeros((256, 2), np.float32))
+
+
 class PolyphaseResampler:
     """Rational-ratio polyphase resampler with a Kaiser-windowed sinc, streaming, time-aligned.
 
