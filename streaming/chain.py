@@ -25,7 +25,7 @@ class HostConfig:
     late_policy: str = setting("dry", choices=("dry", "silence"))  # a block the worker has not finished
     # output head start in device blocks (beyond the resamplers' lag); auto = from the measured worker
     # time per block (streaming/headstart.py)
-    prefill_blocks: int | Literal["auto"] = setting("auto", ge=1, le=64)
+    prefill_blocks: int | Literal["auto"] = setting("auto", ge=1, le=4096)
     prefill_margin_ms: float = setting(1.0, ge=0, le=1000)   # auto: safety margin on top of the measured quantile
     prefill_quantile: float = setting(99.0, ge=50, le=100)   # auto: percentile of the measured worker time per block
     prefill_probe_s: float = setting(1.5, gt=0, le=60)       # auto: seconds of audio timed at start-up
