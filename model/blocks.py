@@ -125,12 +125,14 @@ class _Geometry:
     They hold no parameters: the learned bias is gathered from them on every call, so gradients reach
     it as usual (and under torch.compile the cache is bypassed: the tensors become constants)."""
 
+    bypass_when_compiling = True
+
     def __init__(self, limit: int = 16):
         self.limit = limit
         self.items: dict[tuple, tuple[Tensor, ...]] = {}
 
-    def get(self, key: tuple, make) -> tuple[Tensor, ...]:
-        if torch.compiler.is_compiling():
+    def get(self, key: tuple, make):
+        if self.bypass_when_compiling and torch.compiler.is_compiling():
             return make()
         hit = self.items.get(key)
         if hit is None:
@@ -141,22 +143,14 @@ class _Geometry:
         return hit
 
 
-class _MaskCache:
+class _MaskCache(_Geometry):
     """Attention masks memoised for inference, keyed by geometry, device and the bias parameter's
     version (an optimiser step or a weight load changes it, so stale masks are never reused)."""
 
-    def __init__(self, limit: int = 64):
-        self.limit = limit
-        self.items: dict[tuple, Tensor] = {}
+    bypass_when_compiling = False
 
-    def get(self, key: tuple, make) -> Tensor:
-        hit = self.items.get(key)
-        if hit is None:
-            hit = make()
-            if len(self.items) >= self.limit:
-                self.items.pop(next(iter(self.items)))
-            self.items[key] = hit
-        return hit
+    def __init__(self, limit: int = 64):
+        super().__init__(limit)
 
 
 class TemporalAttention(Branch):
