@@ -136,12 +136,17 @@ def _torch_device(name: str | None) -> str:
     return name or "cpu"
 
 
-def _engine(args, sep, config):
-    """The streaming engine, compiled (when asked) and warmed up before any stream opens."""
+def _engine(args, sep, config, file_seconds: float | None = None):
+    """The streaming engine, compiled (when asked) and warmed up before any stream opens. `file_seconds`: the
+    length of a file -> file run's input; with compile auto, shorter than `streaming.compile_min_file_s` and
+    no cached build, the run stays eager (compiling the step takes longer than the whole eager run)."""
     from .engine import EngineConfig, StreamingSeparator
     eng_cfg = EngineConfig.from_config(config)
     setting = eng_cfg.compile if args.compile is None else args.compile
     engine = StreamingSeparator(sep, device=_torch_device(args.device), compile=setting, threads=eng_cfg.threads)
+    if file_seconds is not None and file_seconds < eng_cfg.compile_min_file_s and engine.skip_compile_unless_cached():
+        print(f"streaming: eager step for this {file_seconds:.0f} s file (compiling pays off from "
+              f"{eng_cfg.compile_min_file_s:g} s: streaming.compile_min_file_s; --compile forces it)", file=sys.stderr)
     if engine.compiles_on_warm_up:
         from .compiled import cache_dir
         print(f"streaming: compiling the streaming step for {engine.device.type} (cached in {cache_dir()}; "
@@ -335,7 +340,10 @@ def run(args) -> int:
         return 0
 
     use_ui, ui_cfg = _ui(args, config, live=in_ep.kind == "device" or out_ep.kind == "device")
-    engine = _engine(args, sep, config)
+    file_seconds = None
+    if in_ep.kind != "device" and out_ep.kind == "file" and source is not None and getattr(source, "frames", 0):
+        file_seconds = source.frames / source.rate
+    engine = _engine(args, sep, config, file_seconds)
 
     if args.jack_ports and out_ep.kind != "device":
         raise UserError("--jack-ports: expected the output to be the JACK server (leave out --output FILE)")

@@ -134,6 +134,12 @@ def compile_step(core: torch.nn.Module, example: torch.Tensor):
     return lambda spec: fn(core, spec)
 
 
+def is_cached(core: torch.nn.Module, example: torch.Tensor) -> bool:
+    """Whether a start would load this step (in this process or from the cache folder) instead of compiling."""
+    key = step_key(core, example)
+    return key in _LOADED or (cache_dir() / "steps" / f"{key}.bin").is_file()
+
+
 def _load(path: Path):
     if not path.is_file():
         return None

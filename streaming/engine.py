@@ -33,6 +33,7 @@ class EngineConfig:
     """`config.yaml` section `streaming`."""
 
     compile: str | bool = setting("auto", choices=("auto", "on", "off"))  # YAML reads on / off as booleans
+    compile_min_file_s: float = setting(60.0, ge=0, le=1e6)  # auto, file -> file: compile from this much audio
     threads: int = setting(1, ge=0, le=256)   # intra-op threads on CPU; 0 = auto (see streaming/cpu.py)
 
     @classmethod
@@ -194,6 +195,23 @@ class StreamingSeparator:
         self.reset()
 
     # compilation ---------------------------------------------------------------------------------
+    def _example(self) -> tuple[torch.Tensor, torch.Tensor]:
+        probe = torch.zeros(self.separator.audio_channels, self.n_fft, device=self.device)
+        return probe, torch.view_as_real(torch.fft.rfft(probe * self._window))
+
+    def skip_compile_unless_cached(self) -> bool:
+        """With compile=auto: run eager unless the compiled step is already cached (a short file run would
+        wait longer for the compiler than for the eager step). True when the engine stays eager."""
+        if self._ready or self.compile_setting != "auto":
+            return False
+        with torch.inference_mode():
+            if compiled.is_cached(self._core, self._example()[1]):
+                return False
+        self._ready = True
+        self._hop_fn = self._hop_eager
+        self.engine_kind = "eager"
+        return True
+
     def _ensure_ready(self) -> None:
         """Compile the per-hop core on first use; with compile=auto a failure falls back to eager."""
         if self._ready:
@@ -202,8 +220,7 @@ class StreamingSeparator:
         t = time.perf_counter()
         try:
             with torch.inference_mode():             # exactly as `_process` calls it
-                probe = torch.zeros(self.separator.audio_channels, self.n_fft, device=self.device)
-                example = torch.view_as_real(torch.fft.rfft(probe * self._window))
+                probe, example = self._example()
                 core = compiled.compile_step(self._core, example)
                 for _ in range(2):
                     self._hop_with(core, probe)

@@ -1,12 +1,19 @@
 """The compiled streaming step (torch.compile of the static per-hop core): exactly the offline causal
 output, in block mode and after reset, and never recompiled once warm."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from torch._dynamo.utils import counters
 
 import model
 from streaming import StreamingSeparator, compiled
+from tests.streaming.conftest import ROOT
 from tests.streaming.test_engine import stream
 
 pytestmark = pytest.mark.skipif(not compiled.can_compile(torch.device("cpu"))[0],
@@ -112,3 +119,26 @@ def test_auto_falls_back_to_eager_with_one_warning_when_compiling_fails(capsys):
     assert err.count("warning: compiling the streaming step failed") == 1 and "Traceback" not in err
     out = np.concatenate([engine.feed(x[0].numpy()), engine.flush()], -1)
     assert np.abs(out[..., engine.latency_samples:] - offline(sep, x)).max() < 1e-4
+
+
+def test_short_file_runs_stay_eager_unless_the_step_is_cached(tiny, warm_engine, tmp_path, monkeypatch):
+    # tiny was compiled in this process (at the fixture's thread count, part of the build's key): an auto
+    # engine of it finds the build and compiles (loads) as usual
+    same = StreamingSeparator(tiny, device="cpu", compile="auto", threads=warm_engine.threads)
+    assert not same.skip_compile_unless_cached() and same.compiles_on_warm_up
+    monkeypatch.setenv("TFSWA_CACHE_DIR", str(tmp_path))        # an empty cache: nothing built for lowlatency
+    low = model.build_separator("lowlatency").eval()
+    auto = StreamingSeparator(low, device="cpu", compile="auto")
+    assert auto.skip_compile_unless_cached() and auto.engine_kind == "eager" and not auto.compiles_on_warm_up
+    forced = StreamingSeparator(low, device="cpu", compile="on")
+    assert not forced.skip_compile_unless_cached() and forced.compiles_on_warm_up
+    # the CLI: a 2 s file -> file run stays eager, says why, and writes the same length
+    src, out, stats = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "s.json"
+    sf.write(src, 0.1 * np.random.default_rng(0).standard_normal((88200, 2)).astype(np.float32), 44100)
+    r = subprocess.run([sys.executable, "-m", "streaming", "--input", str(src), "--output", str(out), "--preset",
+                        "lowlatency", "--stats-json", str(stats)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, check=False, env={**os.environ, "TFSWA_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "eager step for this 2 s file" in r.stderr and "compiling the streaming step" not in r.stderr
+    assert json.loads(stats.read_text())["engine"] == "eager" and sf.info(out).frames == 88200
+    assert not any(tmp_path.glob("steps/*.bin"))                 # nothing was compiled
