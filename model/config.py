@@ -140,7 +140,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "presets": ("model.config:check_presets", (STREAMING, TRAINING, TOOLS)),
     "training": ("training.config:TrainConfig", (TRAINING,)),
     "songs": ("training.songs.settings:SongsConfig", (TRAINING,)),
-    "real_vocals": ("training.real_vocals:check_section", (TRAINING, TOOLS)),
+    "real_vocals": ("training.real_vocals:RealVocalsConfig", (TRAINING, TOOLS)),
     "streaming": ("streaming.engine:EngineConfig", (STREAMING,)),
     "host": ("streaming.chain:HostConfig", (STREAMING,)),
     "latency_modes": ("streaming.latency_modes:load_modes", (STREAMING,)),

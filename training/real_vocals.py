@@ -33,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from model import ConfigError, load_config
+from model.schema import build, setting
 
 from .data import DataError, Source, _fit, _to_stereo
 
@@ -44,30 +45,48 @@ FRAME_S = 0.05  # activity frames
 
 @dataclass(frozen=True)
 class RealVocalsConfig:
-    """The `real_vocals` section of config.yaml (see there for what each key means)."""
+    """The `real_vocals` section of config.yaml (see there for what each key means); every key required,
+    checked by model.schema from these fields, cross-field rules in __post_init__."""
 
     root: str | None
     train_songs: tuple[str, ...]
     valid_songs: tuple[str, ...]
     solo_clips: tuple[str, ...]
-    solo_share: float
-    track_seconds: float
-    track_count: int
-    min_sung_fraction: float
-    sung_floor_db: float
-    accompaniment: dict[str, float]
-    semitones: tuple[float, float]
-    pitch_shift_probability: float
-    preserve_formants_probability: float
-    stretch: tuple[float, float]
-    stretch_probability: float
-    vocal_to_accompaniment_db: tuple[float, float]
-    vocal_to_accompaniment_mode_db: float
-    mix_rms_dbfs: tuple[float, float]
-    limiter_ceiling: tuple[float, float]
-    limiter_release_ms: float
-    valid_excerpt_seconds: float
-    valid_excerpts: dict[str, tuple[float, ...]]
+    solo_share: float = setting(ge=0, le=1)
+    track_seconds: float = setting(gt=0, le=600)
+    track_count: int = setting(ge=1)
+    min_sung_fraction: float = setting(ge=0, lt=1)
+    sung_floor_db: float = setting(le=0)
+    accompaniment: dict[str, float] = setting(ge=0)  # noqa: RUF009 - metadata only, no default
+    semitones: tuple[float, float] = setting(ge=-24, le=24)
+    pitch_shift_probability: float = setting(ge=0, le=1)
+    preserve_formants_probability: float = setting(ge=0, le=1)
+    stretch: tuple[float, float] = setting(gt=0, le=4)
+    stretch_probability: float = setting(ge=0, le=1)
+    vocal_to_accompaniment_db: tuple[float, float] = setting(ge=-60, le=60)
+    vocal_to_accompaniment_mode_db: float = setting(ge=-60, le=60)
+    mix_rms_dbfs: tuple[float, float] = setting(ge=-80, le=0)
+    limiter_ceiling: tuple[float, float] = setting(gt=0, le=1)
+    limiter_release_ms: float = setting(gt=0)
+    valid_excerpt_seconds: float = setting(gt=0)
+    valid_excerpts: dict[str, tuple[float, ...]] = setting(ge=0)  # noqa: RUF009 - metadata only, no default
+
+    def __post_init__(self) -> None:
+        if self.root == "":
+            object.__setattr__(self, "root", None)
+        for k in ("semitones", "stretch", "vocal_to_accompaniment_db", "mix_rms_dbfs", "limiter_ceiling"):
+            low, high = getattr(self, k)
+            if low > high:
+                raise ConfigError(f"config real_vocals.{k}: expected [low, high] with low <= high, got {[low, high]}")
+        overlap = {s.lower() for s in self.train_songs} & {s.lower() for s in self.valid_songs}
+        if overlap:
+            raise ConfigError(f"real_vocals: songs {sorted(overlap)} are both training and validation songs")
+        if not set(self.valid_excerpts) <= set(self.valid_songs):
+            raise ConfigError(f"config real_vocals.valid_excerpts: expected excerpts of validation songs "
+                              f"{list(self.valid_songs)} only, got {sorted(self.valid_excerpts)}")
+        if set(self.accompaniment) - {"songs", "real", "own"} or sum(self.accompaniment.values()) <= 0:
+            raise ConfigError("config real_vocals.accompaniment: expected weights for songs, real, own (sum > 0), "
+                              f"got {self.accompaniment}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> RealVocalsConfig:
@@ -76,65 +95,7 @@ class RealVocalsConfig:
             d = load_config().get("real_vocals")
             if d is None:
                 raise ConfigError("config.yaml: expected a `real_vocals` section, found none")
-        if not isinstance(d, dict):
-            raise ConfigError(f"real_vocals config: expected a mapping, got {type(d).__name__}")
-        import dataclasses
-
-        names = {f.name for f in dataclasses.fields(cls)}
-        if set(d) != names:
-            raise ConfigError(f"real_vocals config: unknown keys {sorted(set(d) - names)}, "
-                              f"missing keys {sorted(names - set(d))}")
-
-        def pair(k: str) -> tuple[float, float]:
-            v = d[k]
-            if not (isinstance(v, (list, tuple)) and len(v) == 2 and float(v[0]) <= float(v[1])):
-                raise ConfigError(f"real_vocals.{k}: expected [low, high] with low <= high, got {v!r}")
-            return float(v[0]), float(v[1])
-
-        cfg = cls(
-            root=None if d["root"] in (None, "") else str(d["root"]),
-            train_songs=tuple(str(s) for s in d["train_songs"]),
-            valid_songs=tuple(str(s) for s in d["valid_songs"]),
-            solo_clips=tuple(str(s) for s in d["solo_clips"]),
-            solo_share=float(d["solo_share"]),
-            track_seconds=float(d["track_seconds"]),
-            track_count=int(d["track_count"]),
-            min_sung_fraction=float(d["min_sung_fraction"]),
-            sung_floor_db=float(d["sung_floor_db"]),
-            accompaniment={str(k): float(v) for k, v in d["accompaniment"].items()},
-            semitones=pair("semitones"),
-            pitch_shift_probability=float(d["pitch_shift_probability"]),
-            preserve_formants_probability=float(d["preserve_formants_probability"]),
-            stretch=pair("stretch"),
-            stretch_probability=float(d["stretch_probability"]),
-            vocal_to_accompaniment_db=pair("vocal_to_accompaniment_db"),
-            vocal_to_accompaniment_mode_db=float(d["vocal_to_accompaniment_mode_db"]),
-            mix_rms_dbfs=pair("mix_rms_dbfs"),
-            limiter_ceiling=pair("limiter_ceiling"),
-            limiter_release_ms=float(d["limiter_release_ms"]),
-            valid_excerpt_seconds=float(d["valid_excerpt_seconds"]),
-            valid_excerpts={str(k): tuple(float(t) for t in v) for k, v in d["valid_excerpts"].items()},
-        )
-        overlap = {s.lower() for s in cfg.train_songs} & {s.lower() for s in cfg.valid_songs}
-        if overlap:
-            raise ConfigError(f"real_vocals: songs {sorted(overlap)} are both training and validation songs")
-        if not set(cfg.valid_excerpts) <= set(cfg.valid_songs):
-            raise ConfigError(f"real_vocals.valid_excerpts: expected excerpts of validation songs "
-                              f"{list(cfg.valid_songs)} only, got {sorted(cfg.valid_excerpts)}")
-        if set(cfg.accompaniment) - {"songs", "real", "own"} or sum(cfg.accompaniment.values()) <= 0:
-            raise ConfigError("real_vocals.accompaniment: expected weights for songs, real, own (sum > 0), "
-                              f"got {cfg.accompaniment}")
-        if not (0 < cfg.track_seconds <= 600 and cfg.track_count >= 1 and 0 <= cfg.min_sung_fraction < 1
-                and 0 < cfg.stretch[0] and 0 <= cfg.solo_share <= 1 and 0 < cfg.valid_excerpt_seconds):
-            raise ConfigError("real_vocals: expected 0 < track_seconds <= 600, track_count >= 1, "
-                              "0 <= min_sung_fraction < 1, stretch > 0, 0 <= solo_share <= 1, "
-                              "valid_excerpt_seconds > 0")
-        return cfg
-
-
-def check_section(config: dict[str, Any]) -> None:
-    """model.config.SECTIONS: the `real_vocals` section of a merged configuration builds."""
-    RealVocalsConfig.from_dict(config["real_vocals"])
+        return build(cls, d, "config real_vocals")
 
 
 # -- where the data lies, and what must never be trained on ----------------------------------------------
