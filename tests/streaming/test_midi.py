@@ -59,6 +59,7 @@ def _open_virtual_out(jack_env: dict, port_substring: str, timeout: float = 60.0
         hits = [i for i, p in enumerate(ports) if port_substring in p]
         if hits:
             out.open_port(hits[0])
+            time.sleep(0.5)     # a JACK connection takes effect on a later cycle: a message sent at once may be lost
             return out
         time.sleep(0.1)
     pytest.fail(f"no MIDI port {port_substring!r} appeared; ports: {out.get_ports()}")
@@ -77,14 +78,17 @@ def test_midi_controls_live_mixer(jack_server, tmp_path):
         out = _open_virtual_out(jack_server, "tfswa-live")
         while "Ctrl-C stops" not in (line := proc.stderr.readline()):   # the stream and worker are running
             assert line, "the host exited before starting"
-        out.send_message([0xB0, 20, 64])        # vocals fader -> 40 log10(64/127) dB
-        out.send_message([0x90, 37, 100])       # accompaniment mute toggle on
-        out.send_message([0x80, 37, 0])         # its note off: no change
-        out.send_message([0x90, 44, 100])       # vocals solo on
-        out.send_message([0x90, 44, 100])       # ... and off again
-        out.send_message([0xB0, 7, 100])        # master fader
-        out.send_message([0xB0, 99, 5])         # unmapped CC: ignored
-        out.send_message([0xE0, 0, 64])         # pitch bend: ignored
+        for msg in ([0xB0, 20, 64],             # vocals fader -> 40 log10(64/127) dB
+                    [0x90, 37, 100],            # accompaniment mute toggle on
+                    [0x80, 37, 0],              # its note off: no change
+                    [0x90, 44, 100],            # vocals solo on
+                    [0x90, 44, 100],            # ... and off again
+                    [0xB0, 7, 100],             # master fader
+                    [0xB0, 99, 5],              # unmapped CC: ignored
+                    [0xE0, 0, 64]):             # pitch bend: ignored
+            out.send_message(msg)
+            time.sleep(0.02)                    # one JACK period apart, as a hand on a controller sends them
+        time.sleep(0.5)                         # the sender's JACK client delivers on its next cycles: let it
         out.close_port()
         _, err = proc.communicate(timeout=60)
     finally:
