@@ -1,6 +1,7 @@
 """`python -m streaming`: the live host (see streaming/cli.py)."""
-import sys
+
+from model.signals import exit_fast
 
 from .cli import main
 
-sys.exit(main())
+exit_fast(main())

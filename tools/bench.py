@@ -202,4 +202,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     from model.errors import run_cli
-    sys.exit(run_cli("python -m tools.bench", main))
+    from model.signals import exit_fast
+    exit_fast(run_cli("python -m tools.bench", main))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 
 import numpy as np
@@ -71,4 +70,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     from model.errors import run_cli
-    sys.exit(run_cli("python -m tools.bench_chains", main))
+    from model.signals import exit_fast
+    exit_fast(run_cli("python -m tools.bench_chains", main))

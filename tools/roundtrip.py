@@ -108,6 +108,8 @@ class ClickProbe:
 
     def __init__(self, server: str, seconds: float, interval: int):
         import jack
+
+        from streaming.jack_ports import ProcessCallback
         self.play = jack.Client("tfswa-rt-play", no_start_server=True, servername=server)
         self.rec = jack.Client("tfswa-rt-rec", no_start_server=True, servername=server)
         self.rate = int(self.play.samplerate)
@@ -118,11 +120,12 @@ class ClickProbe:
         self.total = int(seconds * self.rate)
         self.buf = np.zeros((self.total + 2 * self.interval, 2), np.float32)   # columns: host output, click track
         self.running = False
+        self.active = False
         self.played = 0
         self.recorded = 0
         self.xruns = 0
-        self.play.set_process_callback(self._play)
-        self.rec.set_process_callback(self._rec)
+        # Closed without a process thread cancelled inside Python (see streaming.jack_ports.ProcessCallback).
+        self.runners = [ProcessCallback(self.play, self._play, silence=(self.out,)), ProcessCallback(self.rec, self._rec)]
         self.play.set_xrun_callback(self._xrun)
 
     def _xrun(self, delay_usecs) -> None:
@@ -155,17 +158,14 @@ class ClickProbe:
     def activate(self) -> None:
         self.play.activate()
         self.rec.activate()
+        self.active = True
 
     def go(self) -> None:
         self.running = True
 
     def close(self) -> None:
-        for c in (self.play, self.rec):
-            try:
-                c.deactivate()
-                c.close()
-            except Exception:  # noqa: BLE001, S110 - the server may be gone already
-                pass
+        for runner in self.runners:
+            runner.close(self.active)
 
     @property
     def n_clicks(self) -> int:
@@ -408,4 +408,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from model.signals import exit_fast
+    exit_fast(main())

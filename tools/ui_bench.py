@@ -190,4 +190,5 @@ def _bench(args, streaming_args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from model.signals import exit_fast
+    exit_fast(main())

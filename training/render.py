@@ -133,4 +133,5 @@ def render_cache(a: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from model.signals import exit_fast
+    exit_fast(main())
