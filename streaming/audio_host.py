@@ -171,6 +171,7 @@ class LiveHost:
         self._eof = False            # worker -> callback: the file source is exhausted and flushed
         self._drained = False        # callback -> main: the output ring ran dry after _eof
         self._stop = False
+        self._closing = False        # main -> callback: the stream is about to close; play silence, count nothing
         self._error: BaseException | None = None
         self._captured = 0           # frames the callback put into the input ring (device -> file)
         self._busy_s = 0.0           # worker: seconds spent in chain.process (the mean load)
@@ -356,6 +357,9 @@ class LiveHost:
         np.clip(outdata, -1.0, 1.0, out=outdata)
 
     def _duplex(self, indata, outdata, frames, time_info, status) -> None:
+        if self._closing:
+            outdata.fill(0.0)
+            return
         self._count(status, frames)
         if self.in_ring.write_columns(indata, self._ring_cols) < frames:
             self._in_drops += 1
@@ -365,10 +369,15 @@ class LiveHost:
             self._add_mic(outdata, frames)
 
     def _playback(self, outdata, frames, time_info, status) -> None:
+        if self._closing:
+            outdata.fill(0.0)
+            return
         self._count(status, frames)
         self._pull(outdata, frames, None)
 
     def _capture(self, indata, frames, time_info, status) -> None:
+        if self._closing:
+            return
         self._count(status, frames)
         n = self.in_ring.write_columns(indata, self.in_cols)
         self._wake_worker()
@@ -482,11 +491,14 @@ class LiveHost:
             stream = self._open_stream()
             worker.start()
             with stream:
-                dev_lat = stream.latency
-                self.stats.device_latency_ms = 1000.0 * (sum(dev_lat) if isinstance(dev_lat, tuple) else dev_lat)
-                if self.out_ring is not None:
-                    print(f"streaming: {latency_line(self.stats)}", file=sys.stderr, flush=True)
-                (main_loop or self._main_loop)(t0, duration)
+                try:
+                    dev_lat = stream.latency
+                    self.stats.device_latency_ms = 1000.0 * (sum(dev_lat) if isinstance(dev_lat, tuple) else dev_lat)
+                    if self.out_ring is not None:
+                        print(f"streaming: {latency_line(self.stats)}", file=sys.stderr, flush=True)
+                    (main_loop or self._main_loop)(t0, duration)
+                finally:
+                    self._quiesce(worker)
         except KeyboardInterrupt:
             pass
         except BaseException:
@@ -524,6 +536,20 @@ class LiveHost:
             sink.commit()
             self.stats.extra["output_frames"] = writer.written
         return self.stats
+
+    def _quiesce(self, worker: threading.Thread) -> None:
+        """Before the stream closes: callbacks play silence and return at once, and the worker stops.
+
+        Closing a JACK client (PortAudio's JACK backend or `--jack-ports`) cancels its process thread
+        (pthread_cancel in jack_deactivate). A thread cancelled while it waits for the GIL inside a
+        Python callback dies holding the GIL's mutex, and the whole process hangs. So no other thread
+        may hold the GIL for long while the stream closes: the worker (milliseconds per model step) is
+        joined first, and the callbacks shrink to a few microseconds."""
+        self._closing = True
+        self._stop = True
+        self._wake_worker()
+        if worker.is_alive():
+            worker.join(5.0)
 
     def running(self, t0: float, duration: float | None) -> bool:
         """Main thread: whether the run goes on (no stop, error or drained file, duration not reached)."""

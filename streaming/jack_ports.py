@@ -13,6 +13,10 @@ beyond the NumPy views JACK-Client hands out. Server xruns are counted as output
 """
 from __future__ import annotations
 
+import os
+import threading
+import time
+from collections.abc import Callable
 from typing import Self
 
 import numpy as np
@@ -41,6 +45,71 @@ def server_format(client_name: str) -> tuple[int, int]:
         return int(client.samplerate), int(client.blocksize)
     finally:
         client.close()
+
+
+class ProcessCallback:
+    """`callback(frames)` as `client`'s process callback, and a `close()` that cannot hang the process.
+
+    jack_deactivate (JACK2) stops a client's process thread with pthread_cancel. A thread cancelled
+    inside a Python callback (waiting for the GIL, or in a system call with the GIL held) dies with the
+    GIL or its mutex locked, and the whole process hangs for good; on a loaded machine the process
+    thread is often still inside the callback when the server gives up waiting for it. So `close()`
+    first makes the callback raise `jack.CallbackExit` on its next cycle: JACK then deactivates the
+    client from that thread and ends it outside Python, and deactivate() finds nothing left to cancel.
+    It waits until that thread is gone (at most `timeout`: a server that stopped running cycles never
+    calls the callback again), removes the xrun callback (close() also cancels the notification
+    thread, which runs it), then deactivates and closes the client. `silence`: output ports zeroed on
+    that last cycle.
+    """
+
+    def __init__(self, client, callback: Callable[[int], None], silence: tuple = ()):
+        jack = jack_module()
+        self.client = client
+        self._callback = callback
+        self._silence = tuple(silence)
+        self._exit = jack.CallbackExit
+        self._closing = False
+        self._ended_tid: int | None = None
+        client.set_process_callback(self._process)
+
+    def _process(self, frames: int) -> None:
+        if self._closing:
+            for port in self._silence:
+                port.get_array().fill(0.0)
+            self._ended_tid = threading.get_native_id()
+            raise self._exit
+        self._callback(frames)
+
+    def close(self, active: bool = True, timeout: float = 2.0) -> None:
+        """Deactivate (after ending the process thread, when `active`) and close; never raises (the server
+        may be gone already)."""
+        if active:
+            self._end_thread(timeout)
+        try:
+            self.client.deactivate()
+            self.client.close()
+        except Exception:  # noqa: BLE001, S110 - the server may already be gone
+            pass
+
+    def _end_thread(self, timeout: float) -> None:
+        self._closing = True
+        linux = os.path.isdir("/proc/self/task")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tid = self._ended_tid
+            if tid is not None:
+                if not linux:                    # no way to see the thread go: give it a moment
+                    time.sleep(0.05)
+                    break
+                if not os.path.exists(f"/proc/self/task/{tid}"):
+                    break
+            time.sleep(0.002)
+        if self._ended_tid is None:
+            return
+        jack = jack_module()
+        lib, ffi, ptr = getattr(jack, "_lib", None), getattr(jack, "_ffi", None), getattr(self.client, "_ptr", None)
+        if lib is not None and ffi is not None and ptr is not None:
+            lib.jack_set_xrun_callback(ptr, ffi.NULL, ffi.NULL)     # accepted now that the client is inactive
 
 
 class _Status:
@@ -85,7 +154,8 @@ class JackStream:
         self._seen_xruns = 0
         self._connect_out = dict(connect_out or {})
         self._connect_in = {port.name: f"system:capture_{c + 1}" for port, c in self._in_ports}
-        self.client.set_process_callback(self._process)
+        self._active = False
+        self._runner = ProcessCallback(self.client, self._process, silence=tuple(self._out_ports))
         self.client.set_xrun_callback(self._xrun)
         # One period in, one out: what PortAudio reports for the same JACK server.
         self.latency = (self.blocksize / self.rate, self.blocksize / self.rate)
@@ -110,6 +180,7 @@ class JackStream:
 
     def __enter__(self) -> Self:
         self.client.activate()
+        self._active = True
         physical_in = {p.name for p in self.client.get_ports(is_audio=True, is_output=True, is_physical=True)}
         physical_out = {p.name for p in self.client.get_ports(is_audio=True, is_input=True, is_physical=True)}
         for ours, theirs in self._connect_in.items():
@@ -127,11 +198,8 @@ class JackStream:
         self.close()
 
     def close(self) -> None:
-        try:
-            self.client.deactivate()
-            self.client.close()
-        except Exception:  # noqa: BLE001, S110 - the server may already be gone
-            pass
+        active, self._active = self._active, False
+        self._runner.close(active)
 
     @property
     def port_names(self) -> list[str]:

@@ -25,6 +25,7 @@ from streaming.audio_host import LiveHost
 from streaming.chain import HostConfig
 from streaming.controls import ControlRegistry, register_mixer
 from streaming.engine import StreamingSeparator
+from streaming.jack_ports import ProcessCallback
 from streaming.mixer import StemMixer
 from streaming.mixer_view import UiConfig, build_strips, fader_request, want_ui
 from streaming.sources import ArraySource
@@ -72,7 +73,7 @@ class Recorder:
         self.ports = [self.client.inports.register(f"in_{i}") for i in range(len(sources))]
         self.buf = np.zeros((len(sources), round(seconds * RATE)), np.float32)
         self.n = 0
-        self.client.set_process_callback(self._process)
+        self.runner = ProcessCallback(self.client, self._process)   # closes without a thread cancelled in Python
         self.client.activate()
         for port, src in zip(self.ports, sources):
             self.client.connect(src, port)
@@ -98,8 +99,7 @@ class Recorder:
                             "with real time on this machine (every block late)")
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        self.runner.close()
 
 
 async def _until(pilot, condition, timeout: float = 15.0, state=None) -> None:
