@@ -31,10 +31,12 @@ def test_live_duplex_tiny_no_xruns(jack_server, tmp_path):
     # process for longer than any head start: one such block at 3.3 s failed a CI run). A worker that
     # does not keep up misses hundreds. The server side: the dummy JACK server runs without realtime
     # priority and on a shared VM now and then misses its own deadline while our output ring holds data
-    # (an xrun with no late block); a couple per run are tolerated and reported.
+    # (an xrun with no late block); a couple per run are tolerated and reported. Server xruns in the first
+    # second (PortAudio's JACK client activating: seen at 0.016 s and 0.32 s) are start-up, as above.
     late_after_startup = [t for t in s["late_block_times_s"] if t >= STARTUP_S]
     assert s["late_blocks"] <= 16 and len(late_after_startup) <= 2, s
-    assert max(s["input_overflows"], s["output_underflows"]) <= 2, s
+    xruns_after_startup = [t for t in s["xrun_times_s"] if t >= STARTUP_S]
+    assert max(s["input_overflows"], s["output_underflows"]) <= 16 and len(xruns_after_startup) <= 2, s
     assert "lat" in r.stderr and "done:" in r.stderr
 
 
