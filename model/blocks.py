@@ -131,7 +131,7 @@ class _Geometry:
         self.limit = limit
         self.items: dict[tuple, tuple[Tensor, ...]] = {}
 
-    def get(self, key: tuple, make):
+    def get(self, key: tuple, make) -> tuple[Tensor, ...] | Tensor:
         if self.bypass_when_compiling and torch.compiler.is_compiling():
             return make()
         hit = self.items.get(key)
@@ -148,9 +148,6 @@ class _MaskCache(_Geometry):
     version (an optimiser step or a weight load changes it, so stale masks are never reused)."""
 
     bypass_when_compiling = False
-
-    def __init__(self, limit: int = 64):
-        super().__init__(limit)
 
 
 class TemporalAttention(Branch):
@@ -170,7 +167,7 @@ class TemporalAttention(Branch):
             self.n_state = 2
             self.rel_bias = nn.Parameter(torch.zeros(heads, window))
             nn.init.trunc_normal_(self.rel_bias, std=0.02)
-            self._masks = _MaskCache()
+            self._masks = _MaskCache(limit=64)
             self.register_buffer("hop_masks", torch.zeros(0), persistent=False)
             self._geometry = _Geometry()
 
@@ -304,7 +301,7 @@ class WindowAttention(Branch):
         lags = self.wt if causal else 2 * self.wt - 1
         self.rel_bias = nn.Parameter(torch.zeros(heads, lags * (2 * self.wf - 1)))
         nn.init.trunc_normal_(self.rel_bias, std=0.02)
-        self._masks = _MaskCache()
+        self._masks = _MaskCache(limit=64)
         self._geometry = _Geometry()
         self._regions: dict[tuple, tuple[int, Tensor]] = {}
         if causal:

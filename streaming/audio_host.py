@@ -538,13 +538,10 @@ class LiveHost:
         return self.stats
 
     def _quiesce(self, worker: threading.Thread) -> None:
-        """Before the stream closes: callbacks play silence and return at once, and the worker stops.
-
-        Closing a JACK client (PortAudio's JACK backend or `--jack-ports`) cancels its process thread
-        (pthread_cancel in jack_deactivate). A thread cancelled while it waits for the GIL inside a
-        Python callback dies holding the GIL's mutex, and the whole process hangs. So no other thread
-        may hold the GIL for long while the stream closes: the worker (milliseconds per model step) is
-        joined first, and the callbacks shrink to a few microseconds."""
+        """Before the stream closes: the worker stops, and the callbacks play silence and return at once,
+        counting nothing (the blocks the stopped worker no longer fills are not late blocks). Nothing
+        holds the GIL for milliseconds while the stream closes; how a JACK client closes without hanging
+        is `jack_ports.ProcessCallback`'s business."""
         self._closing = True
         self._stop = True
         self._wake_worker()

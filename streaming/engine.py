@@ -208,9 +208,12 @@ class StreamingSeparator:
             if compiled.is_cached(self._core, self._example()[1]):
                 return False
         self._ready = True
+        self._run_eager()
+        return True
+
+    def _run_eager(self) -> None:
         self._hop_fn = self._hop_eager
         self.engine_kind = "eager"
-        return True
 
     def _ensure_ready(self) -> None:
         """Compile the per-hop core on first use; with compile=auto a failure falls back to eager."""
@@ -234,18 +237,16 @@ class StreamingSeparator:
                                 f"{str(e).splitlines()[0] if str(e) else ''}); expected a working C++ compiler "
                                 "(CPU) or Triton (CUDA), or --no-compile") from None
             compiled.warn(f"compiling the streaming step failed ({type(e).__name__}); running it eager")
-            self._hop_fn = self._hop_eager
-            self.engine_kind = "eager"
+            self._run_eager()
         finally:
             self.compile_s = time.perf_counter() - t
             self._core.reset()
 
     def _capture_cuda_graph(self, fn) -> None:
         """On CUDA, replay the whole hop (FFT, network, inverse FFT) as one captured graph."""
-        example = torch.zeros(self.separator.audio_channels, self.n_fft, device=self.device)
         try:
             with torch.inference_mode():
-                graph = compiled.CudaGraphHop(fn, example)
+                graph = compiled.CudaGraphHop(fn, self._example()[0])
         except Exception as e:  # noqa: BLE001 - capture is an optimisation; without it the hop still runs
             compiled.warn(f"CUDA graph capture failed ({type(e).__name__}); launching kernels one by one")
             return

@@ -59,7 +59,8 @@ class ProcessCallback:
     It waits until that thread is gone (at most `timeout`: a server that stopped running cycles never
     calls the callback again), removes the xrun callback (close() also cancels the notification
     thread, which runs it), then deactivates and closes the client. `silence`: output ports zeroed on
-    that last cycle.
+    that last cycle. Activate the client through `activate()`, so that `close()` knows whether a
+    process thread runs.
     """
 
     def __init__(self, client, callback: Callable[[int], None], silence: tuple = ()):
@@ -70,7 +71,12 @@ class ProcessCallback:
         self._exit = jack.CallbackExit
         self._closing = False
         self._ended_tid: int | None = None
+        self.active = False
         client.set_process_callback(self._process)
+
+    def activate(self) -> None:
+        self.client.activate()
+        self.active = True
 
     def _process(self, frames: int) -> None:
         if self._closing:
@@ -80,10 +86,11 @@ class ProcessCallback:
             raise self._exit
         self._callback(frames)
 
-    def close(self, active: bool = True, timeout: float = 2.0) -> None:
-        """Deactivate (after ending the process thread, when `active`) and close; never raises (the server
-        may be gone already)."""
-        if active:
+    def close(self, timeout: float = 2.0) -> None:
+        """Deactivate (after ending the process thread, when active) and close; never raises (the server
+        may be gone already). Closing twice is harmless."""
+        if self.active:
+            self.active = False
             self._end_thread(timeout)
         try:
             self.client.deactivate()
@@ -154,7 +161,6 @@ class JackStream:
         self._seen_xruns = 0
         self._connect_out = dict(connect_out or {})
         self._connect_in = {port.name: f"system:capture_{c + 1}" for port, c in self._in_ports}
-        self._active = False
         self._runner = ProcessCallback(self.client, self._process, silence=tuple(self._out_ports))
         self.client.set_xrun_callback(self._xrun)
         # One period in, one out: what PortAudio reports for the same JACK server.
@@ -179,8 +185,7 @@ class JackStream:
             port.get_array()[:] = outdata[:, i]
 
     def __enter__(self) -> Self:
-        self.client.activate()
-        self._active = True
+        self._runner.activate()
         physical_in = {p.name for p in self.client.get_ports(is_audio=True, is_output=True, is_physical=True)}
         physical_out = {p.name for p in self.client.get_ports(is_audio=True, is_input=True, is_physical=True)}
         for ours, theirs in self._connect_in.items():
@@ -198,8 +203,7 @@ class JackStream:
         self.close()
 
     def close(self) -> None:
-        active, self._active = self._active, False
-        self._runner.close(active)
+        self._runner.close()
 
     @property
     def port_names(self) -> list[str]:

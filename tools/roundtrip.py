@@ -120,7 +120,6 @@ class ClickProbe:
         self.total = int(seconds * self.rate)
         self.buf = np.zeros((self.total + 2 * self.interval, 2), np.float32)   # columns: host output, click track
         self.running = False
-        self.active = False
         self.played = 0
         self.recorded = 0
         self.xruns = 0
@@ -156,16 +155,15 @@ class ClickProbe:
             self.recorded += frames
 
     def activate(self) -> None:
-        self.play.activate()
-        self.rec.activate()
-        self.active = True
+        for runner in self.runners:
+            runner.activate()
 
     def go(self) -> None:
         self.running = True
 
     def close(self) -> None:
         for runner in self.runners:
-            runner.close(self.active)
+            runner.close()
 
     @property
     def n_clicks(self) -> int:

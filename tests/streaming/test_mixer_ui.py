@@ -74,7 +74,7 @@ class Recorder:
         self.buf = np.zeros((len(sources), round(seconds * RATE)), np.float32)
         self.n = 0
         self.runner = ProcessCallback(self.client, self._process)   # closes without a thread cancelled in Python
-        self.client.activate()
+        self.runner.activate()
         for port, src in zip(self.ports, sources):
             self.client.connect(src, port)
 

@@ -101,7 +101,7 @@ def _capture(env: dict, sources: list[str], cycles: int, timeout: float = 90.0) 
     while not client.get_ports("tfswa-live:mix_L"):
         assert time.monotonic() < deadline, "the host's JACK ports did not appear"
         time.sleep(0.1)
-    client.activate()
+    runner.activate()
     try:
         for port, s in zip(ins, sources):
             while True:                         # the host registers its ports before it activates them
