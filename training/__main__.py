@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from last.ckpt")
     p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                    help="stop (with a checkpoint) at STEP although the schedule runs to --steps; continue with --resume")
+    p.add_argument("--stop-after", type=float, default=None, metavar="SECONDS",
+                   help="stop (with a checkpoint) after SECONDS of training in this process; continue with --resume")
+    p.add_argument("--init", type=Path, default=None, metavar="CKPT",
+                   help="start a new run from this checkpoint's network weights (fine-tuning; same network shapes)")
     p.add_argument("--device", default=None,
                    help="cuda | cuda:N | cpu (default: cuda when available; under torchrun cuda:LOCAL_RANK)")
     knobs = p.add_argument_group("overrides of config.yaml `training:` (and, on a CPU, of its `training.cpu:` defaults)")
@@ -82,9 +86,13 @@ def run(args) -> int:
         if path is not None:
             check_output_dir(path, flag)
     check_data_specs(args.data)
+    if args.stop_after is not None and args.stop_after <= 0:
+        raise model.UserError(f"--stop-after: expected seconds > 0, got {args.stop_after:g}")
+    if args.init is not None and not args.init.is_file():
+        raise model.UserError(f"--init {args.init}: expected a checkpoint file, it does not exist")
     summary = train(config, preset=args.preset, stems=args.stems, data=args.data, out=args.out, steps=args.steps,
                     epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at,
-                    overrides=overrides(args))
+                    overrides=overrides(args), init=args.init, stop_after_s=args.stop_after)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -58,6 +58,7 @@ class CacheConfig:
     enabled: bool = True
     dir: str = "~/.cache/tfswa-live/training-data"
     songs: int = setting(1000, ge=1)
+    real_vocals: int = setting(256, ge=0)
     dtype: str = setting("float16", choices=("float16", "float32"))
     tracks_per_shard: int = setting(16, ge=1, le=4096)
     jobs: int = setting(0, ge=0, le=256)
@@ -87,6 +88,7 @@ class ValidationConfig:
 class LoggingConfig:
     log_interval: int = setting(50, ge=1)
     checkpoint_interval: int = setting(500, ge=1)
+    checkpoint_minutes: float = setting(0.0, ge=0, le=1440)   # also checkpoint after this many minutes (0: off)
     tensorboard: bool = True
     audio_examples: int = setting(1, ge=0)
     progress: bool = True

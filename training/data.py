@@ -330,7 +330,10 @@ def build_source(spec: str, split: str, data_cfg: DataConfig, sample_rate: int, 
     if scheme in ("real-vocals", "eif-valid"):  # real vocals of ../shared/data (training/real_vocals.py)
         from .real_vocals import build_real_source
 
-        return build_real_source(scheme, path, split, sample_rate, seed, data_cfg.songs_valid)
+        source = build_real_source(scheme, path, split, sample_rate, seed, data_cfg.songs_valid)
+        if split == "train" and source is not None and data_cfg.cache.enabled and data_cfg.cache.real_vocals > 0:
+            return cached_real_vocals(source, data_cfg.cache, progress)
+        return source
     if scheme in ("musdb", "musdb-hq", "folder"):
         if not path:
             raise DataError(f"--data {spec!r}: expected {scheme}:/path/to/dataset")
@@ -408,6 +411,42 @@ def cached_songs(indices: list[int], split: str, seed: int, sample_rate: int, da
     cache.ensure(count, functools.partial(_render_song, first=first), jobs=_jobs(cfg), init=init,
                  progress=progress, what="songs")
     return CachedTracks(f"songs/{split}", cache, count, sample_rate, names=lambda i: f"song {first + i}")
+
+
+def _real_vocals_code() -> str:
+    """Hash of the code a virtual real-vocals track depends on: its module, the song engine and any
+    training module named for vocal effects or accompaniment."""
+    here = Path(__file__).parent
+    files = [here / "real_vocals.py", *(here / "songs").glob("*.py"), *here.glob("vocal*.py"), *here.glob("*accompaniment*.py")]
+    return source_hash(*[f for f in files if f.is_file()])
+
+
+def _render_real_vocals(track: int, source) -> np.ndarray:
+    return source.read(track, list(source.stems), 0, source.length)
+
+
+def cached_real_vocals(source, cfg: CacheConfig, progress: bool = True) -> CachedTracks:
+    """The first `cache.real_vocals` virtual tracks of a `real-vocals` training source, rendered once into the
+    shard cache (a track costs seconds of CPU to make, a crop of it microseconds to read). The key covers the
+    code, the `real_vocals` settings, the seed, the rate and the data files (name, size, mtime)."""
+    files = sorted(p for p in Path(source.root).rglob("*") if p.is_file() and p.suffix.lower() in (".ogg", ".flac", ".wav"))
+    data = _digest([f"{p.relative_to(source.root)}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in files])
+    settings = json.loads(json.dumps(dataclasses.asdict(source.cfg), default=list))
+    key = {"seed": source.seed, "sample_rate": source.sample_rate, "code": _real_vocals_code(),
+           "settings": settings, "data": data}
+    cache = ShardCache(cache_root(cfg.dir), "real-vocals", "train", key, tuple(source.stems), source.length,
+                       cfg.tracks_per_shard, cfg.dtype)
+    count = min(cfg.real_vocals, len(source))
+    cache.ensure(count, functools.partial(_render_real_vocals, source=source), jobs=_jobs(cfg), progress=progress,
+                 what="real-vocals tracks")
+    return CachedTracks(f"real-vocals/train (cached {count})", cache, count, source.sample_rate,
+                        names=lambda i: f"real-vocals #{i}")
+
+
+def _digest(lines: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 def _jobs(cfg: CacheConfig) -> int:

@@ -56,6 +56,18 @@ class RunSpec:
     stop_at: int | None = None          # stop (and checkpoint) at this step although the schedule runs to total_steps
     device: str | None = None
     merges: dict[str, list[str]] = field(default_factory=dict)
+    stop_after_s: float | None = None   # stop (and checkpoint) after this many seconds of this process's training
+    init: dict[str, Any] | None = None  # where the weights started: {"path", "steps", "hours_seen"} of a checkpoint
+
+
+STOP_FILE = "STOP"  # a file of this name in the run folder asks a run to checkpoint and stop after its current step
+
+
+def prior_hours(metadata: dict[str, Any]) -> float:
+    """Hours of audio a checkpoint's weights have seen, from its metadata (older checkpoints: steps x batch x segment)."""
+    if "hours_seen" in metadata:
+        return float(metadata["hours_seen"]) + float((metadata.get("init") or {}).get("hours_seen", 0.0))
+    return float(metadata.get("steps", 0)) * float(metadata.get("global_batch", 0)) * float(metadata.get("segment_seconds", 0)) / 3600
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,6 +92,20 @@ class TrainForward(nn.Module):
             masks = sep.net(feats)
         est_spec = sep.apply_masks(spec, masks.float())
         return est_spec, sep.stft.inverse(est_spec, mix.shape[-1])
+
+
+def load_init_weights(separator: mdl.Separator, ckpt: dict[str, Any], path: Any) -> None:
+    """A checkpoint's network weights into `separator` (same network shapes; the STFT may differ, as when the
+    `lowlatency` preset starts from `streaming` weights: same n_fft and frequency size, other windows)."""
+    mine = separator.state_dict()
+    theirs = ckpt.get("state_dict") or {}
+    wrong = sorted(k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape)
+    extra = sorted(k for k in theirs if k not in mine)
+    if wrong or extra:
+        first = (wrong or extra)[0]
+        raise TrainingError(f"--init {path}: expected a checkpoint with the network shapes of the preset being trained; "
+                            f"{len(wrong)} tensors differ or are missing, {len(extra)} are extra (first: {first})")
+    separator.load_state_dict(theirs)
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -208,7 +234,7 @@ class Trainer:
     """One process of a (possibly distributed) run. `run()` trains to the end and returns a summary."""
 
     def __init__(self, spec: RunSpec, config: dict[str, Any], cfg: TrainConfig | None = None,
-                 resume: dict[str, Any] | None = None, with_data: bool = True):
+                 resume: dict[str, Any] | None = None, with_data: bool = True, init: dict[str, Any] | None = None):
         self.spec = spec
         self.cfg = cfg if cfg is not None else train_config(config)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -226,6 +252,8 @@ class Trainer:
             self.separator = separator_from_dict(resume, where=f"resume checkpoint {spec.out}").train()
         else:
             self.separator = mdl.build_separator(spec.preset, spec.stems, config)
+        if init is not None and resume is None:  # a new run that starts from a checkpoint's weights (fine-tuning)
+            load_init_weights(self.separator, init, (spec.init or {}).get("path"))
         self.separator.to(self.device).train()
         if self.cfg.gradient_checkpointing:
             enable_gradient_checkpointing(self.separator.net)
@@ -404,7 +432,7 @@ class Trainer:
             "global_batch": self.cfg.batch_size * self.world, "segment_seconds": self.cfg.segment_seconds,
             "lr": self.cfg.optimizer.lr, "seed": self.cfg.seed, "validation": self.last_valid,
             "tracks_seen": self.tracks_seen() if tracks_seen is None else tracks_seen,
-            "hours_seen": round(self.hours_seen, 4),
+            "hours_seen": round(self.hours_seen, 4), "init": self.spec.init,
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
@@ -423,7 +451,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "rng": rng_state(),
             "tracks_seen": None if self.seen is None else np.packbits(self.seen.numpy()).tobytes(),
             "run": {"preset": self.spec.preset, "stems": list(self.separator.stems), "data": list(self.spec.data),
-                    "total_steps": self.spec.total_steps, "merges": self.spec.merges, "train_config": self.cfg.to_dict()},
+                    "total_steps": self.spec.total_steps, "merges": self.spec.merges, "train_config": self.cfg.to_dict(),
+                    "init": self.spec.init},
         }
         atomic_torch_save(ckpt, self.spec.out / "last.ckpt")
 
@@ -443,8 +472,11 @@ class Trainer:
             progress = tqdm(total=stop, initial=self.step, desc=f"train {spec.preset}", unit="step", dynamic_ncols=True)
         window: dict[str, list[float]] = {}
         waited = [0.0]  # seconds spent waiting for batches in this logging window
-        t_window = t_last = time.perf_counter()
+        t_window = t_last = t_start = t_saved = time.perf_counter()
+        save_every = cfg.logging.checkpoint_minutes * 60
+        stop_file = spec.out / STOP_FILE
         stopped_early = False
+        stopped = None  # why the run stopped before `stop`: "budget" (stop_after_s) or "requested" (STOP file)
         pending: tuple[int, dict[str, Tensor]] | None = None
 
         def settle() -> None:
@@ -466,8 +498,18 @@ class Trainer:
                 if progress is not None:
                     progress.update(1)
                 end_of_epoch = self.step % cfg.steps_per_epoch == 0 or self.step == spec.total_steps
-                log_now = self.step % cfg.logging.log_interval == 0 or self.step == stop
-                save_now = self.step % cfg.logging.checkpoint_interval == 0 or self.step == stop
+                now = time.perf_counter()
+                if spec.stop_after_s is not None and now - t_start >= spec.stop_after_s:
+                    stopped = "budget"
+                elif self.is_main and stop_file.exists():
+                    stopped = "requested"
+                if self.world > 1:  # every process stops at the same step
+                    flag = torch.tensor([stopped is not None], dtype=torch.uint8, device=self.device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    stopped = stopped or ("requested" if flag.item() else None)
+                log_now = self.step % cfg.logging.log_interval == 0 or self.step == stop or stopped is not None
+                save_now = (self.step % cfg.logging.checkpoint_interval == 0 or self.step == stop or stopped is not None
+                            or (save_every > 0 and now - t_saved >= save_every))
                 if not (end_of_epoch or log_now or save_now):
                     continue
                 settle()
@@ -491,14 +533,20 @@ class Trainer:
                         break
                 elif save_now:
                     self.save()
+                if save_now or end_of_epoch:
+                    t_saved = time.perf_counter()
                 t_last = time.perf_counter()
+                if stopped is not None:
+                    break
             settle()
         finally:
             if progress is not None:
                 progress.close()
             if log is not None:
                 log.close()
-        return {"step": self.step, "epoch": self.epoch, "stopped_early": stopped_early, "best": self.best,
+        if stopped == "requested" and self.is_main:
+            stop_file.unlink(missing_ok=True)
+        return {"step": self.step, "epoch": self.epoch, "stopped_early": stopped_early, "stopped": stopped, "best": self.best,
                 "wall_time_s": self.wall_time, "out": str(spec.out), "validation": self.last_valid,
                 "tracks_seen": self.tracks_seen(), "hours_seen": round(self.hours_seen, 4)}
 
@@ -526,7 +574,8 @@ class Trainer:
 
     @property
     def hours_seen(self) -> float:
-        """Hours of training audio the run has stepped through (all processes)."""
+        """Hours of training audio the run has stepped through (all processes); `init` holds what its
+        starting weights had seen before."""
         return self.step * self.cfg.batch_size * self.world * self.cfg.segment_seconds / 3600
 
     def _log_scalars(self, window: dict[str, list[float]], seconds: float, waited: float, log: MetricsLog | None) -> None:
@@ -591,12 +640,17 @@ RESUMABLE_OVERRIDES = ("num_workers", "micro_batch", "compile", "cpu_threads", "
 
 def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data: list[str], out: Path | None,
           steps: int | None = None, epochs: int | None = None, resume: Path | None = None, device: str | None = None,
-          stop_at: int | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+          stop_at: int | None = None, overrides: dict[str, Any] | None = None, init: Path | None = None,
+          stop_after_s: float | None = None) -> dict[str, Any]:
     """Set up (or resume) a run and train it. Returns the summary of `Trainer.run`.
 
     `overrides`: dotted `training:` keys from the command line (e.g. {"batch_size": 4, "optimizer.lr": 1e-3}),
-    applied over config.yaml and, on a CPU, over its `training.cpu` defaults."""
+    applied over config.yaml and, on a CPU, over its `training.cpu` defaults. `init`: a new run starts from
+    this checkpoint's weights (its preset and stems; hours it had seen are kept in the metadata's `init`).
+    `stop_after_s`: checkpoint and return after this many seconds of training (the run continues with `resume`)."""
     ckpt = None
+    init_ckpt = None
+    init_info = None
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     device_type = choose_device(device, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
                                 world=int(os.environ.get("WORLD_SIZE", "1"))).type
@@ -612,6 +666,9 @@ def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data
         preset, stem_names, merges = run["preset"], tuple(run["stems"]), run["merges"]
         data = data or run["data"]
         total = run["total_steps"]
+        init_info = run.get("init")
+        if init is not None:
+            raise TrainingError(f"--init {init}: a resumed run keeps the weights it has; --init starts a new run (--out)")
     else:
         if out is None:
             raise TrainingError("expected --out RUN_DIR (where checkpoints and logs go)")
@@ -622,6 +679,11 @@ def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data
             raise TrainingError(f"unknown preset {preset!r}; expected one of {names}")
         stem_names = mdl.model_config(preset, config, stems).stems
         merges = mdl.stem_merges(config)
+        if init is not None:
+            init_ckpt = read_checkpoint(Path(init))
+            meta = init_ckpt.get("metadata") or {}
+            init_info = {"path": str(init), "preset": meta.get("preset"), "steps": int(meta.get("steps", 0)),
+                         "hours_seen": round(prior_hours(meta), 4)}
         total = None
         if (Path(out) / "last.ckpt").exists():
             raise TrainingError(f"--out {out} already holds a run (last.ckpt); use --resume {out} or another --out")
@@ -634,8 +696,8 @@ def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data
     if total < 1:
         raise TrainingError(f"expected --steps / --epochs >= 1, got {total} steps")
     spec = RunSpec(preset=preset, stems=stem_names, data=list(data), out=Path(out), total_steps=total,
-                   stop_at=stop_at, device=device, merges=merges)
-    trainer = Trainer(spec, config, cfg, resume=ckpt)
+                   stop_at=stop_at, device=device, merges=merges, stop_after_s=stop_after_s, init=init_info)
+    trainer = Trainer(spec, config, cfg, resume=ckpt, init=init_ckpt)
     if trainer.step >= total:
         raise TrainingError(f"--resume {out}: the run is already at step {trainer.step} of {total}; "
                             "pass a larger --steps to continue it")
