@@ -315,8 +315,8 @@ def format_status(s: dict[str, Any]) -> str:
             f"campaign), {float(s['wall_time_s'] or 0) / 3600:.2f} h of training wall time, {s['chunks']} chunks")
     lines = [head]
     if s.get("segments_per_s"):
-        lines.append(f"  throughput: {s['segments_per_s']:.3f} segments/s (step {s['latest_step_logged']}); "
-                     f"schedule ends in ~{s.get('schedule_eta_h', '?')} h of training")
+        eta = f"; schedule ends in ~{s['schedule_eta_h']} h of training" if "schedule_eta_h" in s else ""
+        lines.append(f"  throughput: {s['segments_per_s']:.3f} segments/s (step {s['latest_step_logged']}){eta}")
     v = s.get("validation")
     if v:
         lines.append(f"  validation (offline, step {v['step']}): " + ", ".join(f"{k} {x:.2f} dB" for k, x in v["sdr"].items()))
