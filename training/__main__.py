@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop (with a checkpoint) at STEP although the schedule runs to --steps; continue with --resume")
     p.add_argument("--stop-after", type=float, default=None, metavar="SECONDS",
                    help="stop (with a checkpoint) after SECONDS of training in this process; continue with --resume")
+    p.add_argument("--budget-clock", choices=("wall", "cpu"), default="wall",
+                   help="what --stop-after counts: wall-clock time, or this process's CPU time (equal compute on a shared machine)")
     p.add_argument("--init", type=Path, default=None, metavar="CKPT",
                    help="start a new run from this checkpoint's network weights (fine-tuning; same network shapes)")
     p.add_argument("--device", default=None,
@@ -88,11 +90,14 @@ def run(args) -> int:
     check_data_specs(args.data)
     if args.stop_after is not None and args.stop_after <= 0:
         raise model.UserError(f"--stop-after: expected seconds > 0, got {args.stop_after:g}")
+    if args.budget_clock != "wall" and args.stop_after is None:
+        raise model.UserError("--budget-clock: expected --stop-after SECONDS with it (the budget it counts)")
     if args.init is not None and not args.init.is_file():
         raise model.UserError(f"--init {args.init}: expected a checkpoint file, it does not exist")
     summary = train(config, preset=args.preset, stems=args.stems, data=args.data, out=args.out, steps=args.steps,
                     epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at,
-                    overrides=overrides(args), init=args.init, stop_after_s=args.stop_after)
+                    overrides=overrides(args), init=args.init, stop_after_s=args.stop_after,
+                    budget_clock=args.budget_clock)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -56,7 +56,8 @@ class RunSpec:
     stop_at: int | None = None          # stop (and checkpoint) at this step although the schedule runs to total_steps
     device: str | None = None
     merges: dict[str, list[str]] = field(default_factory=dict)
-    stop_after_s: float | None = None   # stop (and checkpoint) after this many seconds of this process's training
+    stop_after_s: float | None = None   # stop (and checkpoint) after this many seconds of this process's training...
+    budget_clock: str = "wall"          # ...of wall-clock time, or "cpu": of this process's CPU time (fair under load)
     init: dict[str, Any] | None = None  # where the weights started: {"path", "steps", "hours_seen"} of a checkpoint
 
 
@@ -278,6 +279,7 @@ class Trainer:
         self.best: float | None = None
         self.bad_validations = 0
         self.wall_time = 0.0
+        self.cpu_time = 0.0   # CPU seconds of this process's training steps (as wall_time: no validations, no saves)
         self.last_valid: dict[str, Any] = {}
         if resume is not None:
             st = resume[TRAINING_KEY]
@@ -286,6 +288,7 @@ class Trainer:
             self.scaler.load_state_dict(st["scaler"])
             self.step, self.best, self.bad_validations = st["step"], st["best"], st["bad_validations"]
             self.wall_time = st.get("wall_time_s", 0.0)
+            self.cpu_time = st.get("cpu_time_s", 0.0)
             self.last_valid = st.get("last_valid", {})
             set_rng_state(st["rng"])
 
@@ -428,7 +431,7 @@ class Trainer:
         return {
             "preset": self.spec.preset, "stems": list(self.separator.stems), "data": list(self.spec.data),
             "steps": self.step, "epoch": self.epoch, "total_steps": self.spec.total_steps,
-            "wall_time_s": round(self.wall_time, 1), "hardware": hardware(self.device, self.world),
+            "wall_time_s": round(self.wall_time, 1), "cpu_time_s": round(self.cpu_time, 1), "hardware": hardware(self.device, self.world),
             "global_batch": self.cfg.batch_size * self.world, "segment_seconds": self.cfg.segment_seconds,
             "lr": self.cfg.optimizer.lr, "seed": self.cfg.seed, "validation": self.last_valid,
             "tracks_seen": self.tracks_seen() if tracks_seen is None else tracks_seen,
@@ -446,7 +449,7 @@ class Trainer:
             atomic_torch_save(ckpt, self.spec.out / "best.ckpt")
         ckpt[TRAINING_KEY] = {
             "step": self.step, "best": self.best, "bad_validations": self.bad_validations,
-            "wall_time_s": self.wall_time, "last_valid": self.last_valid,
+            "wall_time_s": self.wall_time, "cpu_time_s": self.cpu_time, "last_valid": self.last_valid,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rng_state(),
             "tracks_seen": None if self.seen is None else np.packbits(self.seen.numpy()).tobytes(),
@@ -472,7 +475,10 @@ class Trainer:
             progress = tqdm(total=stop, initial=self.step, desc=f"train {spec.preset}", unit="step", dynamic_ncols=True)
         window: dict[str, list[float]] = {}
         waited = [0.0]  # seconds spent waiting for batches in this logging window
-        t_window = t_last = t_start = t_saved = time.perf_counter()
+        t_window = t_last = t_saved = time.perf_counter()
+        clock = time.process_time if spec.budget_clock == "cpu" else time.perf_counter
+        c_start = clock()
+        c_last = time.process_time()
         save_every = cfg.logging.checkpoint_minutes * 60
         stop_file = spec.out / STOP_FILE
         stopped_early = False
@@ -499,7 +505,7 @@ class Trainer:
                     progress.update(1)
                 end_of_epoch = self.step % cfg.steps_per_epoch == 0 or self.step == spec.total_steps
                 now = time.perf_counter()
-                if spec.stop_after_s is not None and now - t_start >= spec.stop_after_s:
+                if spec.stop_after_s is not None and clock() - c_start >= spec.stop_after_s:
                     stopped = "budget"
                 elif self.is_main and stop_file.exists():
                     stopped = "requested"
@@ -515,6 +521,7 @@ class Trainer:
                 settle()
                 now = time.perf_counter()
                 self.wall_time += now - t_last
+                self.cpu_time += time.process_time() - c_last
                 t_last = now
                 if log_now:
                     self._log_scalars(window, now - t_window, waited[0], log)
@@ -535,7 +542,7 @@ class Trainer:
                     self.save()
                 if save_now or end_of_epoch:
                     t_saved = time.perf_counter()
-                t_last = time.perf_counter()
+                t_last, c_last = time.perf_counter(), time.process_time()
                 if stopped is not None:
                     break
             settle()
@@ -641,13 +648,15 @@ RESUMABLE_OVERRIDES = ("num_workers", "micro_batch", "compile", "cpu_threads", "
 def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data: list[str], out: Path | None,
           steps: int | None = None, epochs: int | None = None, resume: Path | None = None, device: str | None = None,
           stop_at: int | None = None, overrides: dict[str, Any] | None = None, init: Path | None = None,
-          stop_after_s: float | None = None) -> dict[str, Any]:
+          stop_after_s: float | None = None, budget_clock: str = "wall") -> dict[str, Any]:
     """Set up (or resume) a run and train it. Returns the summary of `Trainer.run`.
 
     `overrides`: dotted `training:` keys from the command line (e.g. {"batch_size": 4, "optimizer.lr": 1e-3}),
     applied over config.yaml and, on a CPU, over its `training.cpu` defaults. `init`: a new run starts from
     this checkpoint's weights (its preset and stems; hours it had seen are kept in the metadata's `init`).
-    `stop_after_s`: checkpoint and return after this many seconds of training (the run continues with `resume`)."""
+    `stop_after_s`: checkpoint and return after this many seconds of training (the run continues with `resume`),
+    counted on `budget_clock`: "wall" time, or "cpu" time of this process (equal compute for runs that share a
+    loaded machine)."""
     ckpt = None
     init_ckpt = None
     init_info = None
@@ -696,7 +705,8 @@ def train(config: dict[str, Any], *, preset: str | None, stems: str | None, data
     if total < 1:
         raise TrainingError(f"expected --steps / --epochs >= 1, got {total} steps")
     spec = RunSpec(preset=preset, stems=stem_names, data=list(data), out=Path(out), total_steps=total,
-                   stop_at=stop_at, device=device, merges=merges, stop_after_s=stop_after_s, init=init_info)
+                   stop_at=stop_at, device=device, merges=merges, stop_after_s=stop_after_s, budget_clock=budget_clock,
+                   init=init_info)
     trainer = Trainer(spec, config, cfg, resume=ckpt, init=init_ckpt)
     if trainer.step >= total:
         raise TrainingError(f"--resume {out}: the run is already at step {trainer.step} of {total}; "

@@ -47,3 +47,33 @@ def test_a_failing_arm_is_one_line_with_the_log(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "o"), "--arm", "a=nonsense", *SMALL]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "ablation.log" in err and "nonsense" in err
+
+
+def test_equal_compute_arms_stop_on_their_cpu_budget_with_their_own_settings(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    track = tmp_path / "eval" / "t"
+    track.mkdir(parents=True)
+    for stem in ("vocals", "accompaniment"):
+        sf.write(track / f"{stem}.wav", rng.normal(0, 0.1, (SR, 2)).astype(np.float32), SR, subtype="FLOAT")
+    out = tmp_path / "abl"
+    small = [a if a != "1" else "100000" for a in SMALL]   # a schedule far longer than the budget
+    args = ["--out", str(out), "--arm", "a=synthetic", "--arm", "b=synthetic", "--budget-minutes", "0.03",
+            "--arm-set", "b:training.optimizer.lr=0.002", "--eval", f"folder:{tmp_path / 'eval'}", *small]
+    assert main(args) == 0
+    summary = {r["arm"]: r for r in json.loads((out / "summary.json").read_text())}
+    for arm in ("a", "b"):
+        r = summary[arm]
+        assert 0 < r["steps"] < 100000 and r["budget_cpu_s"] == pytest.approx(1.8)
+        assert r["cpu_time_s"] >= 1.0, r   # trained until (about) the budget, not one step
+    assert summary["b"]["settings"] == {"training.optimizer.lr": 0.002} and summary["a"]["settings"] == {}
+    assert "lr: 0.002" in (out / "b" / "config.yaml").read_text()
+    assert "training.optimizer.lr=0.002" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad, message", [(["--budget-minutes", "0"], "--budget-minutes: expected minutes > 0"),
+                                          (["--arm-set", "zz:training.seed=1"], "--arm-set 'zz:training.seed=1'"),
+                                          (["--init", "/nonexistent.ckpt"], "expected a checkpoint file")])
+def test_bad_budget_arguments_exit_2(tmp_path, capsys, bad, message):
+    assert main(["--out", str(tmp_path / "o"), *bad]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
