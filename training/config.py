@@ -104,7 +104,8 @@ class TrainConfig:
     epochs: int = setting(100, ge=1)
     num_workers: int | Literal["auto"] = setting("auto", ge=0, le=256)
     cpu_threads: int = setting(0, ge=0, le=256)
-    amp: str = setting("bf16", choices=("bf16", "fp16", "off"))
+    amp: str = setting("bf16", choices=("bf16", "fp16", "off"))   # CUDA only
+    cpu_amp: str = setting("off", choices=("bf16", "off"))       # the network under bf16 autocast on a CPU
     compile: bool = False
     gradient_checkpointing: bool = False
     optimizer: OptimConfig = field(default_factory=OptimConfig)
@@ -128,6 +129,7 @@ class TrainConfig:
         need(self.micro_batch >= 0, f"micro_batch >= 0, got {self.micro_batch}")
         need(isinstance(self.cpu, dict), "cpu: a mapping of training keys used on CPU")
         need(self.amp in ("bf16", "fp16", "off"), f"amp bf16|fp16|off, got {self.amp!r}")
+        need(self.cpu_amp in ("bf16", "off"), f"cpu_amp bf16|off, got {self.cpu_amp!r}")
         need(self.validation.best_metric in ("valid_loss", "sdr"),
              f"validation.best_metric valid_loss|sdr, got {self.validation.best_metric!r}")
         need(self.optimizer.lr > 0 and self.optimizer.grad_clip > 0, "optimizer.lr > 0 and grad_clip > 0")

@@ -258,7 +258,7 @@ class Trainer:
         self.separator.to(self.device).train()
         if self.cfg.gradient_checkpointing:
             enable_gradient_checkpointing(self.separator.net)
-        amp = self.cfg.amp if self.device.type == "cuda" else "off"
+        amp = self.cfg.amp if self.device.type == "cuda" else self.cfg.cpu_amp
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.model_forward = TrainForward(self.separator, self.amp_dtype)     # validation runs it as is
         self.forward = (nn.parallel.DistributedDataParallel(self.model_forward) if self.world > 1

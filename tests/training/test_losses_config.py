@@ -28,7 +28,8 @@ def test_cpu_defaults_apply_on_cpu_only_and_merge_nested_keys():
 
 
 @pytest.mark.parametrize("bad", [{"bogus": 1}, {"amp": "fp8"}, {"optimizer": {"lr": -1.0}}, {"loss": {"nope": 1}},
-                                 {"num_workers": "many"}, {"num_workers": -1}, {"micro_batch": -2}])
+                                 {"num_workers": "many"}, {"num_workers": -1}, {"micro_batch": -2},
+                                 {"cpu_amp": "fp16"}])
 def test_bad_training_section_is_a_config_error(bad):
     with pytest.raises(model.ConfigError):
         TrainConfig.from_dict(bad)
