@@ -7,6 +7,6 @@ if sys.argv[:1] == ["-m"]:   # being imported for `python -m ...`: a Ctrl-C whil
     from model.signals import quiet_startup
     quiet_startup()
 
-from .engine import StreamingSeparator
+from .engine.separator import StreamingSeparator
 
 __all__ = ["StreamingSeparator"]

@@ -140,7 +140,7 @@ def _engine(args, sep, config, file_seconds: float | None = None):
     """The streaming engine, compiled (when asked) and warmed up before any stream opens. `file_seconds`: the
     length of a file -> file run's input; with compile auto, shorter than `streaming.compile_min_file_s` and
     no cached build, the run stays eager (compiling the step takes longer than the whole eager run)."""
-    from .engine import EngineConfig, StreamingSeparator
+    from .engine.separator import EngineConfig, StreamingSeparator
     eng_cfg = EngineConfig.from_config(config)
     setting = eng_cfg.compile if args.compile is None else args.compile
     engine = StreamingSeparator(sep, device=_torch_device(args.device), compile=setting, threads=eng_cfg.threads)
@@ -148,7 +148,7 @@ def _engine(args, sep, config, file_seconds: float | None = None):
         print(f"streaming: eager step for this {file_seconds:.0f} s file (compiling pays off from "
               f"{eng_cfg.compile_min_file_s:g} s: streaming.compile_min_file_s; --compile forces it)", file=sys.stderr)
     if engine.compiles_on_warm_up:
-        from .compiled import cache_dir
+        from .engine.compiled import cache_dir
         print(f"streaming: compiling the streaming step for {engine.device.type} (cached in {cache_dir()}; "
               "a first start takes up to a minute)...", file=sys.stderr, flush=True)
     engine.warm_up()
@@ -158,7 +158,7 @@ def _engine(args, sep, config, file_seconds: float | None = None):
 
 
 def _mixer(args, stems, config):
-    from .mixer import MixerConfig, StemMixer, parse_gain
+    from .processing.stem_mixer import MixerConfig, StemMixer, parse_gain
     mixer = StemMixer(stems, MixerConfig.from_config(config))
     for s in args.mute:
         mixer.set_mute(s, True)
@@ -181,11 +181,11 @@ def _mixer(args, stems, config):
 
 def _processing(args, config: dict, sep, mixer, midi_cfg, key_bound: bool):
     """Key change, effect chains, the control registry and the mic's chain specs from config + flags."""
-    from .controls import ControlRegistry, register_mixer
-    from .effects import ChainsConfig
-    from .keyshift import KeyConfig, check_semitones
-    from .mic import MicConfig
-    from .stem_fx import StemEffects, build_key, chain_specs, register_key
+    from .control.registry import ControlRegistry, register_mixer
+    from .processing.effects import ChainsConfig
+    from .processing.keyshift import KeyConfig, check_semitones
+    from .processing.mic import MicConfig
+    from .processing.stem_fx import StemEffects, build_key, chain_specs, register_key
     key_cfg = KeyConfig.from_config(config)
     if args.key is not None:
         check_semitones(args.key, key_cfg.range)
@@ -215,8 +215,8 @@ def _mic_control_names(mic: dict | None, sample_rate: int, max_db: float) -> lis
     """The mic's control names (its chain is built at the device rate later; the names do not depend on it)."""
     if mic is None:
         return []
-    from .controls import ControlRegistry
-    from .mic import MicPath
+    from .control.registry import ControlRegistry
+    from .processing.mic import MicPath
     reg = ControlRegistry()
     MicPath(mic["specs"], sample_rate, mic["level_db"]).register(reg, max_db)
     return reg.names()
@@ -238,9 +238,7 @@ def run(args) -> int:
     from model.files import check_output_file
     from model.schema import replace
 
-    from .chain import HostConfig
-    from .meters import MeterConfig
-    from .midi import (
+    from .control.midi import (
         MidiConfig,
         MidiMap,
         list_midi_ports,
@@ -249,8 +247,10 @@ def run(args) -> int:
         open_midi_input,
         save_midi_map,
     )
-    from .routing import Router, RoutingConfig, parse_route
-    from .sources import list_devices, open_source, resolve_input, resolve_output
+    from .host.config import HostConfig
+    from .host.sources import list_devices, open_source, resolve_input, resolve_output
+    from .processing.meters import MeterConfig
+    from .processing.routing import Router, RoutingConfig, parse_route
 
     config = _config(args.config)
     host_cfg = HostConfig.from_config(config)
@@ -261,7 +261,7 @@ def run(args) -> int:
         host_cfg = replace(host_cfg, flags, **overrides)
     mode = None
     if args.latency_mode:
-        from .latency_modes import get_mode
+        from .host.latency_modes import get_mode
         mode = get_mode(config, args.latency_mode)
         host_cfg = mode.host_config(host_cfg, blocksize_given=args.blocksize is not None)
         if not args.checkpoint and not args.preset:
@@ -353,13 +353,13 @@ def run(args) -> int:
     midi = None
     try:
         if in_ep.kind != "device" and out_ep.kind == "file":
-            from .offline_run import run_file_to_file
+            from .host.file_run import run_file_to_file
             midi = _open_midi(args, raw_map, stems, controls, midi_cfg)
             print(f"streaming: {source.name} -> {out_ep.path} ({where}; stems {', '.join(stems)})", file=sys.stderr)
             router = Router(routes, stems, False) if routes else None
             stats = run_file_to_file(source, out_ep.path, engine, mixer, host_cfg, args.duration, controls, fx, router)
         else:
-            from .audio_host import LiveHost
+            from .host.live_host import LiveHost
             host = LiveHost(engine, mixer, host_cfg, in_device=in_ep.device if source is None else None,
                             in_channels=in_channels, source=source,
                             out_device=out_ep.device if out_ep.kind == "device" else None,
@@ -378,7 +378,7 @@ def run(args) -> int:
                   f"({where}; stems {', '.join(stems)}{ports}); Ctrl-C stops", file=sys.stderr)
             main_loop = None
             if use_ui:
-                from .mixer_ui import mixer_main_loop
+                from .ui.mixer_app import mixer_main_loop
                 main_loop = mixer_main_loop(host, ui_cfg, where, f"{in_ep.name} -> {out_ep.name} at {host.rate} Hz, "
                                             f"block {host.blocksize}")
             stats = host.run(args.duration, main_loop=main_loop)
@@ -386,7 +386,7 @@ def run(args) -> int:
         if midi is not None:
             midi.close()
 
-    from .report import stats_dict, summary, write_stats_json
+    from .host.report import stats_dict, summary, write_stats_json
     d = stats_dict(stats, engine, mixer, midi)
     d["model"] = where
     d["stems"] = list(stems)
@@ -402,7 +402,7 @@ def run(args) -> int:
 def _ui(args, config: dict, live: bool):
     """(show the terminal mixer?, UiConfig). Explicit --ui needs textual and a live run; auto falls back to the
     status line without textual."""
-    from .mixer_view import UiConfig, want_ui
+    from .ui.mixer_view import UiConfig, want_ui
     ui_cfg = UiConfig.from_config(config)
     use = want_ui(args.ui, ui_cfg, live, args.quiet)
     if use:
@@ -420,7 +420,7 @@ def _open_midi(args, raw_map, stems, controls, midi_cfg):
     default map skips bindings to controls this run lacks)."""
     if not args.midi:
         return None
-    from .midi import MidiControl, MidiMap, open_midi_input
+    from .control.midi import MidiControl, MidiMap, open_midi_input
     midi_map = MidiMap(raw_map.bindings, stems, strict=bool(args.midi_map),
                        where=f"MIDI map {args.midi_map}" if args.midi_map else "config midi.default_map",
                        controls=controls.names())

@@ -17,7 +17,7 @@ import numpy as np
 import model
 from model.errors import UserError
 from model.files import write_json as _write_json
-from streaming.sources import ArraySource, ChannelsError, FileSink, FileSource, demo_source, pick_channels
+from streaming.host.sources import ArraySource, ChannelsError, FileSink, FileSource, demo_source, pick_channels
 
 WRITE_BLOCK = 1 << 16
 

@@ -27,7 +27,8 @@ import torch
 
 import model
 from model.errors import UserError
-from streaming import StreamingSeparator, cpu
+from streaming import StreamingSeparator
+from streaming.engine import cpu
 
 
 def causal_presets() -> list[str]:
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list of cached (eager per-hop step), compiled, naive (default: all three)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     ap.add_argument("--threads", default="auto", help="torch CPU threads: a number (capped at the usable cores) or "
-                    "auto, the engine's policy: 1 (default auto; see streaming/cpu.py)")
+                    "auto, the engine's policy: 1 (default auto; see streaming/engine/cpu.py)")
     ap.add_argument("--hops", type=int, default=400, help="timed hops per cached run (naive runs a quarter)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
     ap.add_argument("--plot", metavar="PNG", help="draw the per-hop compute time of each preset and mode against "

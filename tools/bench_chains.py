@@ -20,9 +20,9 @@ DEFAULT_FX = ["vocals=compressor:threshold_db=-20,ratio=3", "vocals=peak:cutoff_
 
 
 def measure(fx_args: list[str], key: float | None, block: int, seconds: float, rate: int = 44100) -> dict:
-    from streaming.effects import ChainsConfig
-    from streaming.keyshift import KeyConfig
-    from streaming.stem_fx import StemEffects, build_key, chain_specs
+    from streaming.processing.effects import ChainsConfig
+    from streaming.processing.keyshift import KeyConfig
+    from streaming.processing.stem_fx import StemEffects, build_key, chain_specs
     stems = ("vocals", "accompaniment")
     specs = chain_specs(ChainsConfig(), fx_args, stems)
     fx = StemEffects(stems, rate, specs, build_key(stems, rate, KeyConfig(), key, key_bound=False))

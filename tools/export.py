@@ -6,10 +6,10 @@ Two artefacts per format:
   and out: inputs `features` (1, C, 1, F) (log1p magnitudes of the newest frame, `Separator.features`),
   `t0` (0-d int64, the absolute frame index) and the state tensors `state_0..K-1`; outputs `masks`
   (1, S, C, 1, F) and `state_out_0..K-1`. The rolling STFT and overlap-add around it stay with the host
-  (streaming/engine.py), exactly as in the eager engine.
+  (streaming/engine/separator.py), exactly as in the eager engine.
 * the offline separator: `SegmentSeparator`, the whole separator (STFT -> network -> masks -> iSTFT) on a
   fixed segment of `segment` samples, (B, C, segment) -> (B, S, C, segment). Any length runs through the
-  chunked overlap-add (tools.chunked) around it. The ONNX offline file is the network on one segment's
+  chunked overlap-add (streaming.engine.chunked) around it. The ONNX offline file is the network on one segment's
   features, (1, C, T, F) -> masks (1, S, C, T, F) (dynamo exporter, needs onnxscript), with the STFT and
   inverse STFT in torch around it.
 
@@ -32,9 +32,9 @@ from torch import Tensor, nn
 import model
 from model.errors import UserError, run_cli
 from model.files import atomic_output, check_output_dir, write_bytes
+from streaming.engine.chunked import chunked_apply
 
 from .audio_io import load_separator, write_json
-from .chunked import chunked_apply
 from .settings import SeparateConfig
 
 TOLERANCE = 1e-4

@@ -1,6 +1,6 @@
 """`python -m tools.resample_quality`: delay and quality of soxr's settings on the live host's resampler pair.
 
-The live host converts the device rate to the model's 44.1 kHz and back (streaming/resample.py). For each
+The live host converts the device rate to the model's 44.1 kHz and back (streaming/processing/resample.py). For each
 soxr quality (QQ, LQ, MQ, HQ, VHQ) this measures, with the host's own `StreamResampler`:
 
 - lag: how far the output of the in -> out pair falls behind its input when fed device blocks
@@ -23,7 +23,7 @@ import json
 
 import numpy as np
 
-from streaming.resample import QUALITIES, StreamResampler, chain_lag_frames, check_quality
+from streaming.processing.resample import QUALITIES, StreamResampler, chain_lag_frames, check_quality
 
 MODEL_RATE = 44100
 TONES_HZ = (100.0, 1000.0, 5000.0, 10000.0, 14000.0, 16000.0, 19000.0)
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     blocks = tuple(int(b) for b in args.blocks.split(","))
     rows = [measure(check_quality(q, "--qualities"), args.rate, blocks) for q in args.qualities.split(",")]
-    print(f"# {args.rate} Hz <-> {MODEL_RATE} Hz through streaming.resample.StreamResampler (soxr and LD<n>)")
+    print(f"# {args.rate} Hz <-> {MODEL_RATE} Hz through streaming.processing.resample.StreamResampler (soxr and LD<n>)")
     print(table(rows, blocks))
     if args.json:
         with open(args.json, "w") as f:

@@ -109,7 +109,7 @@ class ClickProbe:
     def __init__(self, server: str, seconds: float, interval: int):
         import jack
 
-        from streaming.jack_ports import ProcessCallback
+        from streaming.host.jack_ports import ProcessCallback
         self.play = jack.Client("tfswa-rt-play", no_start_server=True, servername=server)
         self.rec = jack.Client("tfswa-rt-rec", no_start_server=True, servername=server)
         self.rate = int(self.play.samplerate)
@@ -123,7 +123,7 @@ class ClickProbe:
         self.played = 0
         self.recorded = 0
         self.xruns = 0
-        # Closed without a process thread cancelled inside Python (see streaming.jack_ports.ProcessCallback).
+        # Closed without a process thread cancelled inside Python (see streaming.host.jack_ports.ProcessCallback).
         self.runners = [ProcessCallback(self.play, self._play, silence=(self.out,)), ProcessCallback(self.rec, self._rec)]
         self.play.set_xrun_callback(self._xrun)
 
@@ -234,7 +234,7 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
     """One measured round trip -> a record (see the module docstring)."""
     import model
     from model.errors import UserError
-    from streaming.latency_modes import get_mode
+    from streaming.host.latency_modes import get_mode
 
     config = model.load_config()
     if latency_mode:

@@ -3,7 +3,7 @@
 Every input is read at its own rate (anything soundfile or ffmpeg decodes, or `demo`), resampled to
 the model's rate if needed, separated, resampled back and written with the input's rate and length.
 Offline: the model runs on overlapping segments overlap-added with normalised weights
-(tools.chunked); `--streaming`: the file goes through `StreamingSeparator` block by block exactly as
+(streaming.engine.chunked); `--streaming`: the file goes through `StreamingSeparator` block by block exactly as
 the live host's file runs do, and the latency is dropped so the stems line up with the input.
 
 Memory does not grow with the file: the input is read, resampled (streaming soxr), separated and its
@@ -23,12 +23,12 @@ import torch
 
 import model
 from model.errors import UserError, run_cli
-from streaming.chain import AlignedWriter
-from streaming.resample import StreamResampler
-from streaming.sources import ArraySource, FileSink
+from streaming.engine.chunked import ChunkedStream, chunked_apply
+from streaming.host.sources import ArraySource, FileSink
+from streaming.processing.remix_chain import AlignedWriter
+from streaming.processing.resample import StreamResampler
 
 from .audio_io import load_separator, open_input
-from .chunked import ChunkedStream, chunked_apply
 from .settings import SeparateConfig
 
 RESAMPLE_QUALITY = "HQ"

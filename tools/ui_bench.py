@@ -53,7 +53,7 @@ def _start_jack(rate: int = 48000, period: int = 256) -> tuple[subprocess.Popen,
 
 
 def _looped_demo(rate: int, seconds: float):
-    from streaming.sources import ArraySource, demo_source
+    from streaming.host.sources import ArraySource, demo_source
     demo = demo_source()
     if demo.rate != rate:
         import soxr
@@ -66,10 +66,10 @@ def _looped_demo(rate: int, seconds: float):
 
 def one_run(setup, seconds: float, ui: bool, screenshot: str | None = None) -> dict:
     """One live run of `seconds` (the mixer open when `ui`) -> its figures."""
-    from streaming.audio_host import LiveHost
-    from streaming.meters import MeterConfig
-    from streaming.mixer_ui import headless_main_loop
-    from streaming.mixer_view import UiConfig
+    from streaming.host.live_host import LiveHost
+    from streaming.processing.meters import MeterConfig
+    from streaming.ui.mixer_app import headless_main_loop
+    from streaming.ui.mixer_view import UiConfig
     s = setup
     mixer = s["cli"]._mixer(s["args"], s["sep"].stems, s["config"])
     fx, _, controls, _ = s["cli"]._processing(s["args"], s["config"], s["sep"], mixer, s["midi_cfg"], False)
@@ -158,9 +158,9 @@ def _bench(args, streaming_args: list[str]) -> int:
     import sounddevice as sd
 
     from streaming import cli
-    from streaming.chain import HostConfig
-    from streaming.midi import MidiConfig
-    from streaming.sources import resolve_output
+    from streaming.control.midi import MidiConfig
+    from streaming.host.config import HostConfig
+    from streaming.host.sources import resolve_output
     sargs = cli.build_parser().parse_args(streaming_args)
     config = cli._config(sargs.config)
     sep, where = cli._separator(sargs, config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tools.chunked import ChunkedStream, chunked_apply, segment_starts, segment_weights
+from streaming.engine.chunked import ChunkedStream, chunked_apply, segment_starts, segment_weights
 
 
 @pytest.mark.parametrize("channels", [1, 2])

@@ -132,7 +132,7 @@ def test_cli_subprocess_exit_code_2_without_traceback(tmp_path):
 def test_trained_tiny_checkpoint_streams_exactly_like_offline(tmp_path, config_path):
     streaming = pytest.importorskip("streaming")
     if not hasattr(streaming, "StreamingSeparator"):
-        pytest.skip("streaming.StreamingSeparator is not there yet (streaming/engine.py)")
+        pytest.skip("streaming.StreamingSeparator is not there yet (streaming/engine/separator.py)")
     assert _run(config_path, tmp_path / "run", "--steps", "2") == 0
     sep = model.load_checkpoint(tmp_path / "run" / "best.ckpt")
     g = torch.Generator().manual_seed(3)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streaming import headstart
+from streaming.host import headstart
 
 
 def test_plan_covers_the_quantile_plus_poll_and_margin():

@@ -36,6 +36,8 @@ import numpy as np
 from model.errors import UserError
 from model.schema import build, setting
 
+from .delay import DelayLine
+
 
 @dataclass(frozen=True)
 class KeyConfig:
@@ -207,24 +209,6 @@ def _shift_peaks(spec, prev_phase, rot, omega, ratio, n_fft, hop, floor, peaks, 
                 for c in range(channels):
                     out[c, t] += spec[c, k] * z
     rot[:] = new_rot
-
-
-class DelayLine:
-    """`process(x)` (C, n) -> (C, n): x delayed by `delay` samples, bit-exact."""
-
-    def __init__(self, channels: int, delay: int):
-        self.delay = int(delay)
-        self._buf = np.zeros((channels, self.delay), np.float32)
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        if self.delay == 0:
-            return x
-        joined = np.concatenate([self._buf, np.asarray(x, np.float32)], axis=1)
-        self._buf = joined[:, joined.shape[1] - self.delay:].copy()
-        return joined[:, :joined.shape[1] - self.delay]
-
-    def reset(self) -> None:
-        self._buf[:] = 0.0
 
 
 class KeyShiftStage:

@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 
 from model.errors import UserError
-from streaming.controls import Control, ControlRegistry
-from streaming.jack_ports import ProcessCallback
-from streaming.routing import Route, Router, jack_layout, parse_route
+from streaming.control.registry import Control, ControlRegistry
+from streaming.host.jack_ports import ProcessCallback
+from streaming.processing.routing import Route, Router, jack_layout, parse_route
 from tests.streaming.conftest import ROOT
 
 STEMS = ("vocals", "accompaniment")
@@ -166,7 +166,7 @@ def test_midi_param_and_step_bindings_drive_the_registry(jack_server):
     os.environ["JACK_DEFAULT_SERVER"] = jack_server["JACK_DEFAULT_SERVER"]
     import rtmidi
 
-    from streaming.midi import MidiConfig, MidiControl, MidiMap
+    from streaming.control.midi import MidiConfig, MidiControl, MidiMap
     if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
         pytest.skip("this python-rtmidi build has no JACK MIDI")
     got = {}

@@ -21,7 +21,7 @@ import numpy as np
 from model.errors import UserError
 from model.schema import build
 
-from .mixer import soft_limit
+from .stem_mixer import soft_limit
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ import pedalboard
 import pytest
 
 from model.errors import UserError
-from streaming.controls import ControlRegistry
-from streaming.effects import EFFECTS, ChainsConfig, EffectChain, parse_effect_item, parse_fx
-from streaming.keyshift import KeyChange, KeyConfig
-from streaming.stem_fx import StemEffects, chain_specs
+from streaming.control.registry import ControlRegistry
+from streaming.processing.effects import EFFECTS, ChainsConfig, EffectChain, parse_effect_item, parse_fx
+from streaming.processing.keyshift import KeyChange, KeyConfig
+from streaming.processing.stem_fx import StemEffects, chain_specs
 
 SR = 44100
 STEMS = ("vocals", "accompaniment")

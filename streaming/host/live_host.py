@@ -24,12 +24,14 @@ import numpy as np
 from model.errors import UserError
 from model.signals import stop_on_signals
 
-from . import cpu, headstart
-from .chain import AlignedWriter, HostConfig, RemixChain
+from ..engine import cpu
+from ..processing.remix_chain import AlignedWriter, RemixChain
+from ..processing.resample import chain_lag_frames
+from ..processing.routing import Router, default_routes, jack_layout
+from . import headstart
+from .config import HostConfig
 from .report import RunStats, latency_line, status_line
-from .resample import chain_lag_frames
 from .ring import AudioRing
-from .routing import Router, default_routes, jack_layout
 from .sources import FileSink
 
 XRUN_LOG = 16  # how many xrun / late-block times the stats keep
@@ -104,7 +106,7 @@ class LiveHost:
             raise UserError("--mic: expected an output device (the singer hears the mic live); the output is a file")
         self.mic_channel = mic_channel if mic is not None else None
         if mic is not None:
-            from .mic import MicPath
+            from ..processing.mic import MicPath
             mic = MicPath(tuple(mic), self.rate, mic_level_db)
             if controls is not None:
                 mic.register(controls, mixer.cfg.max_gain_db)
@@ -212,7 +214,7 @@ class LiveHost:
 
     def plan_headstart(self) -> headstart.HeadStart:
         """Time the real chain on silence (warmed up, compiled) in device blocks and size the output ring's
-        head start from it (streaming/headstart.py); `host.prefill_blocks: N` fixes the block count instead."""
+        head start from it (streaming/host/headstart.py); `host.prefill_blocks: N` fixes the block count instead."""
         cfg = self.cfg
         fixed = None if cfg.prefill_blocks == "auto" else int(cfg.prefill_blocks)
         times, withheld = np.zeros(0), 0
@@ -449,8 +451,8 @@ class LiveHost:
         numba kernels (key shifter, low-delay resampler) compiled or loaded from numba's cache: a kernel's
         first call compiles it, for seconds, which inside the worker made a file -> device run miss
         thousands of blocks."""
-        from .keyshift import warm_kernels as warm_key
-        from .resample import warm_kernels as warm_resampler
+        from ..processing.keyshift import warm_kernels as warm_key
+        from ..processing.resample import warm_kernels as warm_resampler
         warm_key()
         warm_resampler()
         self.engine.feed(np.zeros((2, 4 * self.engine.hop_length + self.engine.latency_samples), np.float32))

@@ -19,9 +19,9 @@ import numpy as np
 from model.errors import UserError
 from model.schema import build, setting
 
-from .controls import Control, ControlRegistry
+from ..control.registry import Control, ControlRegistry
 from .effects import EffectChain, EffectSpec
-from .mixer import db_to_gain
+from .stem_mixer import db_to_gain
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ import numpy as np
 
 from model.errors import UserError
 
-from .controls import Control, ControlRegistry
+from ..control.registry import Control, ControlRegistry
+from .delay import DelayLine
 from .effects import ChainsConfig, EffectChain, EffectSpec, parse_fx
-from .keyshift import DelayLine, KeyChange, KeyConfig
+from .keyshift import KeyChange, KeyConfig
 
 KNOWN_STEMS = ("vocals", "accompaniment", "drums", "bass", "other")
 

@@ -34,7 +34,7 @@ class EngineConfig:
 
     compile: str | bool = setting("auto", choices=("auto", "on", "off"))  # YAML reads on / off as booleans
     compile_min_file_s: float = setting(60.0, ge=0, le=1e6)  # auto, file -> file: compile from this much audio
-    threads: int = setting(1, ge=0, le=256)   # intra-op threads on CPU; 0 = auto (see streaming/cpu.py)
+    threads: int = setting(1, ge=0, le=256)   # intra-op threads on CPU; 0 = auto (see streaming/engine/cpu.py)
 
     @classmethod
     def from_config(cls, config: dict) -> EngineConfig:
@@ -84,7 +84,7 @@ class StreamingSeparator:
     there and falls back to eager with one warning line if compiling fails. Compilation happens on
     `warm_up()` (or the first hop). `half=True` runs the network in float16 (CUDA only).
     `engine_kind` says what runs ("compiled", "compiled+cudagraph", "eager", "eager+cudagraph", "naive").
-    `threads`: intra-op threads to set (process-wide; see streaming/cpu.py), None: leave torch's setting.
+    `threads`: intra-op threads to set (process-wide; see streaming/engine/cpu.py), None: leave torch's setting.
     """
 
     def __init__(self, separator: Separator, device: str | torch.device | None = None, channels: int = 2,

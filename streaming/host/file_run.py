@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from .chain import AlignedWriter, HostConfig, RemixChain
+from ..processing.remix_chain import AlignedWriter, RemixChain
+from .config import HostConfig
 from .report import RunStats
 from .sources import FileSink
 

@@ -78,7 +78,7 @@ def wanted(setting: str, device: torch.device) -> bool:
 
 
 SOURCES = ("model/attention.py", "model/blocks.py", "model/unet.py", "model/separator.py", "model/config.py",
-           "streaming/engine.py", "streaming/compiled.py")   # code a compiled step is made of
+           "streaming/engine/separator.py", "streaming/engine/compiled.py")   # code a compiled step is made of
 _LOADED: dict[str, object] = {}    # key -> compiled step, shared by the engines of one process
 
 
@@ -95,7 +95,7 @@ def step_key(core: torch.nn.Module, example: torch.Tensor) -> str:
     import json
     import platform
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]   # the repository: streaming/engine/compiled.py
     h = hashlib.sha256()
     cfg = core.separator.config.to_dict()
     cfg.pop("name", None)

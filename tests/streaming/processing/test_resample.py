@@ -7,7 +7,7 @@ import pytest
 import soxr
 
 from model.errors import UserError
-from streaming.resample import PolyphaseResampler, StreamResampler, chain_lag_frames, check_quality
+from streaming.processing.resample import PolyphaseResampler, StreamResampler, chain_lag_frames, check_quality
 
 
 def tones(rate: int, n: int) -> np.ndarray:

@@ -12,9 +12,10 @@ import torch
 from torch._dynamo.utils import counters
 
 import model
-from streaming import StreamingSeparator, compiled
+from streaming import StreamingSeparator
+from streaming.engine import compiled
 from tests.streaming.conftest import ROOT
-from tests.streaming.test_engine import stream
+from tests.streaming.engine.test_engine import stream
 
 pytestmark = pytest.mark.skipif(not compiled.can_compile(torch.device("cpu"))[0],
                                 reason="no C++ compiler for torch.compile's CPU backend (install g++)")

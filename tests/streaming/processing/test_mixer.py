@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.errors import UserError
-from streaming.mixer import MixerConfig, StemMixer, parse_gain, soft_limit
+from streaming.processing.stem_mixer import MixerConfig, StemMixer, parse_gain, soft_limit
 
 STEMS = ("vocals", "drums", "bass", "other")
 

@@ -1,7 +1,7 @@
 """MIDI control of the host: rtmidi input ports, the control map, learn mode, lock-free handoff.
 
 rtmidi calls `MidiControl._on_message` on its own thread. It parses the message, looks the control up
-in the map and turns it into a request on the host's `ControlRegistry` (controls.py), whose bounded
+in the map and turns it into a request on the host's `ControlRegistry` (registry.py), whose bounded
 `collections.deque` is drained by the worker thread between audio blocks (no lock on either side).
 Malformed or unmapped messages are counted and ignored.
 

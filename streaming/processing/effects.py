@@ -28,7 +28,7 @@ import numpy as np
 
 from model.errors import UserError
 
-from .controls import Control, ControlRegistry
+from ..control.registry import Control, ControlRegistry
 
 
 @dataclass(frozen=True)

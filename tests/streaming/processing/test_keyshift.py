@@ -9,7 +9,7 @@ import soundfile as sf
 
 import model
 from model.errors import UserError
-from streaming.keyshift import KeyConfig, KeyShiftStage, PitchShifter, check_semitones
+from streaming.processing.keyshift import KeyConfig, KeyShiftStage, PitchShifter, check_semitones
 from tests.streaming.conftest import run_host
 
 SR = 44100

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from model.errors import UserError
-from streaming.meters import SILENCE_DB, MeterConfig, Meters
-from streaming.mixer import MixerConfig, StemMixer
+from streaming.processing.meters import SILENCE_DB, MeterConfig, Meters
+from streaming.processing.stem_mixer import MixerConfig, StemMixer
 
 RATE = 44100
 BLOCK = 512

@@ -21,18 +21,18 @@ import soundfile as sf
 import torch
 
 import model
-from streaming.audio_host import LiveHost
-from streaming.chain import HostConfig
-from streaming.controls import ControlRegistry, register_mixer
-from streaming.engine import StreamingSeparator
-from streaming.jack_ports import ProcessCallback
-from streaming.mixer import StemMixer
-from streaming.mixer_view import UiConfig, build_strips, fader_request, want_ui
-from streaming.sources import ArraySource
+from streaming.control.registry import ControlRegistry, register_mixer
+from streaming.engine.separator import StreamingSeparator
+from streaming.host.config import HostConfig
+from streaming.host.jack_ports import ProcessCallback
+from streaming.host.live_host import LiveHost
+from streaming.host.sources import ArraySource
+from streaming.processing.stem_mixer import StemMixer
+from streaming.ui.mixer_view import UiConfig, build_strips, fader_request, want_ui
 from tests.streaming.conftest import ROOT
 
 pytest.importorskip("textual")
-from streaming.mixer_ui import headless_main_loop
+from streaming.ui.mixer_app import headless_main_loop
 
 RATE = 48000          # the dummy server's rate (conftest)
 UI = UiConfig(refresh_hz=15.0)
@@ -180,7 +180,7 @@ def test_midi_and_the_keyboard_move_the_same_fader(monkeypatch, jack_server):
     monkeypatch.setenv("JACK_DEFAULT_SERVER", jack_server["JACK_DEFAULT_SERVER"])
     import rtmidi
 
-    from streaming.midi import MidiConfig, MidiControl, MidiMap, fader_db, open_midi_input
+    from streaming.control.midi import MidiConfig, MidiControl, MidiMap, fader_db, open_midi_input
     if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
         pytest.skip("this python-rtmidi build has no JACK MIDI")
     cfg = MidiConfig(client_name=f"uimidi-{uuid.uuid4().hex[:6]}", api="jack")
@@ -299,8 +299,8 @@ def test_cli_in_a_terminal_shows_the_mixer_by_default_and_takes_keys(jack_server
 
 def test_chain_parameters_on_the_strips_and_their_key_steps():
     """Each effect's main parameter lands on its strip; `,` / `.` move it by 1 dB, a log step or 1/40 of the range."""
-    from streaming.effects import parse_fx
-    from streaming.stem_fx import StemEffects
+    from streaming.processing.effects import parse_fx
+    from streaming.processing.stem_fx import StemEffects
     specs = {t: (spec,) for t, spec in (parse_fx(a) for a in ("vocals=reverb:wet_level=0.3",
                                                               "accompaniment=highpass:cutoff_frequency_hz=100",
                                                               "mix=compressor:threshold_db=-20"))}
@@ -313,7 +313,7 @@ def test_chain_parameters_on_the_strips_and_their_key_steps():
     strips = build_strips(mixer.stems, controls, chains)
     assert [s.params for s in strips] == [["vocals.reverb.wet_level"], ["accompaniment.highpass.cutoff_frequency_hz"],
                                           ["mix.compressor.threshold_db"]]
-    from streaming.mixer_view import param_label, param_request
+    from streaming.ui.mixer_view import param_label, param_request
     param_request(controls, "vocals.reverb.wet_level", +1, 40)
     param_request(controls, "accompaniment.highpass.cutoff_frequency_hz", +1, 40)
     param_request(controls, "mix.compressor.threshold_db", -1, 40)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from model.errors import UserError
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "model" / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "model" / "weights"
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class LatencyMode:
     preset: str | None = None            # model preset (random weights unless `checkpoint` exists); None: the default
     checkpoint: str | None = None        # checkpoint used when the file exists (relative to model/weights/)
     blocksize: int = 256                 # device frames per callback
-    prefill_margin_ms: float = 1.0       # safety margin of the output head start (streaming/headstart.py)
+    prefill_margin_ms: float = 1.0       # safety margin of the output head start (streaming/host/headstart.py)
     prefill_quantile: float = 99.0       # percentile of the measured worker time the head start covers
     resample_quality: str | None = None  # None: host.resample_quality
     description: str = ""
@@ -35,7 +35,7 @@ class LatencyMode:
         return path if path.is_absolute() else WEIGHTS_DIR / path
 
     def host_config(self, host_cfg, blocksize_given: bool):
-        """host_cfg (chain.HostConfig) with this mode's block size, margin, quantile and resampler."""
+        """host_cfg (host.config.HostConfig) with this mode's block size, margin, quantile and resampler."""
         changes = {"prefill_margin_ms": self.prefill_margin_ms, "prefill_quantile": self.prefill_quantile,
                    "prefill_blocks": "auto"}
         if not blocksize_given:

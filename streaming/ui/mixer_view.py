@@ -1,5 +1,5 @@
 """What the terminal mixer shows and what its keys do, without the terminal: strips, their controls, the
-engine line, and the requests a key press sends. `mixer_ui.py` draws it with textual.
+engine line, and the requests a key press sends. `mixer_app.py` draws it with textual.
 
 Every change goes through the host's `ControlRegistry` queue (the one MIDI uses); every value shown is read
 back from the registry, so a fader MIDI moved moves on screen, and a fader the keyboard moved is where

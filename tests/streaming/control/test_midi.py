@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from model.errors import UserError
-from streaming.midi import MidiMap, fader_db, load_midi_map, parse_message
+from streaming.control.midi import MidiMap, fader_db, load_midi_map, parse_message
 from tests.streaming.conftest import ROOT
 
 STEMS = ("vocals", "accompaniment")

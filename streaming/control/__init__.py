@@ -1,0 +1,1 @@
+"""Live control: the registry of every named parameter, and MIDI."""
