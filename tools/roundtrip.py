@@ -23,62 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from tools.jack_dummy import JackDummyServer
+
 ROOT = Path(__file__).resolve().parents[1]
 CLICK = 0.5                  # click amplitude (-6 dBFS: below the mixer's limiter threshold)
-
-
-# JACK server -----------------------------------------------------------------------------------------
-class JackServer:
-    """`jackd --no-realtime -d dummy` under a unique name (a context manager); `env` points clients at it."""
-
-    def __init__(self, rate: int, blocksize: int, name: str | None = None, realtime: bool = False):
-        if shutil.which("jackd") is None:
-            from model.errors import UserError
-            raise UserError("tools.roundtrip: expected jackd (Debian package jackd2) to start a dummy JACK server")
-        self.name = name or f"tfswa-rt-{uuid.uuid4().hex[:8]}"
-        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1")
-        self.log = Path(tempfile.gettempdir()) / f"{self.name}.log"
-        self.cmd = ["jackd", "--realtime" if realtime else "--no-realtime", "-n", self.name, "-d", "dummy",
-                    "-r", str(rate), "-p", str(blocksize)]
-        self.proc = None
-
-    def __enter__(self):
-        import jack
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15.0
-        jack.set_error_function(lambda msg: None)     # libjack's "cannot connect" lines while it starts
-        jack.set_info_function(lambda msg: None)
-        while True:
-            try:
-                jack.Client("tfswa-rt-probe", no_start_server=True, servername=self.name).close()
-                return self
-            except jack.JackError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.__exit__()
-                    raise RuntimeError(f"the JACK dummy server did not come up: {' '.join(self.cmd)} "
-                                       f"(log {self.log})") from None
-                time.sleep(0.1)
-
-    def __exit__(self, *exc) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # pass-through model ----------------------------------------------------------------------------------
@@ -258,7 +215,7 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
         if "--blocksize" not in host_args:
             cmd += ["--blocksize", str(blocksize)]
         cmd += list(host_args)
-        srv = JackServer(rate, blocksize, realtime=realtime) if server is None else None
+        srv = JackDummyServer(rate, blocksize, realtime=realtime, prefix="tfswa-rt") if server is None else None
         ctx = srv if srv is not None else _Existing(server)
         with ctx as s:
             env = s.env

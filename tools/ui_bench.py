@@ -20,36 +20,17 @@ import argparse
 import os
 import platform
 import resource
-import shutil
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from model.errors import UserError, run_cli
 from model.files import write_json, write_text
+from tools.jack_dummy import JackDummyServer
 
 HEADLESS_SIZE = (124, 24)
-
-
-def _start_jack(rate: int = 48000, period: int = 256) -> tuple[subprocess.Popen, str]:
-    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
-        raise UserError("no jackd: expected the Debian package jackd2 (or pass --jack-server NAME of a running one)")
-    name = f"ui-bench-{uuid.uuid4().hex[:6]}"
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(["jackd", "--no-realtime", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = subprocess.run(["jack_lsp"], check=False, env=env, capture_output=True, text=True)
-        if r.returncode == 0 and "system:playback_1" in r.stdout:
-            return proc, name
-        time.sleep(0.1)
-    proc.terminate()
-    raise UserError(f"the JACK dummy server {name} did not come up")
 
 
 def _looped_demo(rate: int, seconds: float):
@@ -141,16 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.jack_server:
             os.environ["JACK_DEFAULT_SERVER"] = args.jack_server
         else:
-            jack, name = _start_jack()
-            os.environ["JACK_DEFAULT_SERVER"] = name
+            jack = JackDummyServer(prefix="ui-bench").__enter__()
+            os.environ["JACK_DEFAULT_SERVER"] = jack.name
         try:
             return _bench(args, streaming_args)
         finally:
             if "sounddevice" in sys.modules:         # PortAudio lets go of the server before it stops
                 sys.modules["sounddevice"]._terminate()
             if jack is not None:
-                jack.terminate()
-                jack.wait(10)
+                jack.__exit__()
     return run_cli("python -m tools.ui_bench", run)
 
 
