@@ -6,9 +6,9 @@ Tensors in, tensors out: no file or device I/O except checkpoint load / save.
     >>> sep = model.build_separator("streaming", stems="vocals,accompaniment")
     >>> stems = sep(wav)            # (B, C, N) -> (B, S, C, N)
 
-The torch-backed names (Separator, load_checkpoint, ...) are imported on first use, so that the
-light modules (`model.errors`, `model.config`, `model.files`, `model.signals`) load without torch:
-the CLIs install their signal handlers before the seconds-long torch import.
+The torch-backed names (Separator, load_checkpoint, ...) are imported on first use, so that
+`model.config` loads without torch: the CLIs install their signal handlers (`core.signals`) before the
+seconds-long torch import. Errors, files, signals and config loading are `core`'s, below this package.
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig, load_config, model_config, preset_names, resolve_stems, stem_merges
-from .errors import CheckpointError, ConfigError, UserError
+from core.errors import UserError
+
+from .config import ModelConfig, model_config, preset_names, resolve_stems, stem_merges
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "streaming_default.ckpt"
 
@@ -69,15 +70,11 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "DEFAULT_CHECKPOINT",
     "STFT",
-    "CheckpointError",
-    "ConfigError",
     "ModelConfig",
     "Separator",
     "TFSWAUNet",
-    "UserError",
     "build_separator",
     "load_checkpoint",
-    "load_config",
     "model_config",
     "preset_names",
     "read_checkpoint",

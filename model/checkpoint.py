@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
+from core.errors import CheckpointError, ConfigError
+from core.files import write_bytes
+
 from .config import ModelConfig
-from .errors import CheckpointError, ConfigError
-from .files import write_bytes
 from .separator import Separator
 
 CHECKPOINT_FORMAT = "tfswa-separator"
@@ -28,7 +29,7 @@ CHECKPOINT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save, written through model.files: serialised in memory first (torch's zip writer turns a
+    """torch.save, written through core.files: serialised in memory first (torch's zip writer turns a
     failed write into an opaque error), then to a temporary beside `path`, fsynced and renamed over it.
     A full disk or a signal leaves the previous file as it was; the file gets the usual 0644 mode."""
     path = Path(path)

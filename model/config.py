@@ -1,20 +1,14 @@
-"""Read `config.yaml` and turn its sections into small dataclasses.
-
-Only this module knows the file layout; everything else receives plain values.
-"""
+"""The model's settings: `ModelConfig` (a preset: network geometry, STFT, stems) and the `config.yaml`
+sections the model owns (`audio`, `stems`, `presets`), declared to `core.config` here."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import ConfigError, UserError
-from .schema import build, setting
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+from core.config import EVERY_COMMAND, declare_section, load_config
+from core.errors import ConfigError
+from core.schema import build, setting
 
 
 @dataclass(frozen=True)
@@ -90,70 +84,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], name: str = "custom", where: str | None = None) -> ModelConfig:
-        """A preset (or a checkpoint's `config`) -> ModelConfig; every key checked (model.schema)."""
+        """A preset (or a checkpoint's `config`) -> ModelConfig; every key checked (core.schema)."""
         if not isinstance(d, dict):
             raise ConfigError(f"{where or f'preset {name!r}'}: expected a mapping, got {type(d).__name__}")
         return build(cls, {"name": name, **d}, where or f"preset {name!r}")
-
-
-def read_yaml_mapping(path: str | Path, what: str, expected: str, error: type[UserError] = ConfigError) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping; a missing file, bad YAML or another shape raises
-    `error` naming `what` the file is and what was `expected`."""
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{what} not found: {path} (expected {expected})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise error(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    except OSError as e:
-        raise error(f"{what} {path} cannot be read ({e.strerror})") from None
-    if not isinstance(data, dict):
-        raise error(f"{what} {path}: expected a mapping at the top level")
-    return data
-
-
-def load_config(path: str | Path | None = None) -> dict[str, Any]:
-    """Read a YAML config file (default: the project's `config.yaml`) -> dict."""
-    return read_yaml_mapping(path if path is not None else DEFAULT_CONFIG, "config file", "a YAML file like config.yaml")
-
-
-def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `override` into a copy of `base` (mappings merge, everything else replaces)."""
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-# -- the validated configuration ------------------------------------------------------------------------
-# Every top-level section of config.yaml: the schema that checks it and the commands that read it (each
-# command checks the sections it reads at start-up, before any work). A section not listed is refused.
-# The schema, "module:attribute", is the frozen dataclass that consumes the section: its fields are the
-# keys, their annotations the types and `model.schema.setting(...)` the ranges (see model.schema); when the
-# dataclass has a `from_config(config)` classmethod (for rules across keys) that is what is called. A plain
-# function is called with the whole config. Adding a section is one line here.
-STREAMING, TRAINING, TOOLS = "streaming", "training", "tools"
-SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "audio": ("model.config:AudioConfig", (STREAMING, TRAINING, TOOLS)),
-    "stems": ("model.config:StemsConfig", (STREAMING, TRAINING, TOOLS)),
-    "presets": ("model.config:check_presets", (STREAMING, TRAINING, TOOLS)),
-    "training": ("training.config:TrainConfig", (TRAINING,)),
-    "songs": ("training.songs.settings:SongsConfig", (TRAINING,)),
-    "real_vocals": ("training.real_vocals:RealVocalsConfig", (TRAINING, TOOLS)),
-    "streaming": ("streaming.engine.separator:EngineConfig", (STREAMING,)),
-    "host": ("streaming.host.config:HostConfig", (STREAMING,)),
-    "latency_modes": ("streaming.host.latency_modes:load_modes", (STREAMING,)),
-    "mixer": ("streaming.processing.stem_mixer:MixerConfig", (STREAMING,)),
-    "midi": ("streaming.control.midi:MidiConfig", (STREAMING,)),
-    "chains": ("streaming.processing.effects:ChainsConfig", (STREAMING,)),
-    "key": ("streaming.processing.keyshift:KeyConfig", (STREAMING,)),
-    "mic": ("streaming.processing.mic:MicConfig", (STREAMING,)),
-    "routing": ("streaming.processing.routing:RoutingConfig", (STREAMING,)),
-    "meters": ("streaming.processing.meters:MeterConfig", (STREAMING,)),
-    "ui": ("streaming.ui.mixer_view:UiConfig", (STREAMING,)),
-    "tools": ("tools.settings:ToolsConfig", (TOOLS,)),
-}
 
 
 @dataclass(frozen=True)
@@ -171,6 +105,12 @@ class StemsConfig:
     merges: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+# every command builds a model: all of them read these
+declare_section("audio", "model.config:AudioConfig", EVERY_COMMAND)
+declare_section("stems", "model.config:StemsConfig", EVERY_COMMAND)
+declare_section("presets", "model.config:check_presets", EVERY_COMMAND)
+
+
 def check_presets(config: dict[str, Any]) -> None:
     """Every preset of `presets:` builds a ModelConfig (at the `audio` sample rate unless it sets one)."""
     section = config.get("presets")
@@ -181,41 +121,6 @@ def check_presets(config: dict[str, Any]) -> None:
         if not isinstance(preset, dict):
             raise ConfigError(f"config presets.{name}: expected a mapping of network settings, got {preset!r}")
         ModelConfig.from_dict({"sample_rate": rate, **preset}, name=name, where=f"config presets.{name}")
-
-
-def _schema(spec: str) -> Any:
-    import importlib
-    module, _, attr = spec.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def check_config(config: dict[str, Any], command: str | None = None) -> None:
-    """Refuse unknown top-level sections; check every section `command` reads (None: every section)."""
-    unknown = [k for k in config if k not in SECTIONS]
-    if unknown:
-        raise ConfigError(f"config: unknown section{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(map(repr, unknown))}; expected one of {', '.join(SECTIONS)}")
-    for name, (spec, commands) in SECTIONS.items():
-        if name not in config or (command is not None and command not in commands):
-            continue
-        schema = _schema(spec)
-        if dataclasses.is_dataclass(schema) and not hasattr(schema, "from_config"):
-            build(schema, config[name], f"config {name}")
-        else:
-            (schema.from_config if dataclasses.is_dataclass(schema) else schema)(config)
-
-
-def resolve_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                   command: str | None = None) -> dict[str, Any]:
-    """The configuration a command runs with: config.yaml, deep-merged with the YAML file `path`
-    (`--config`) and `overrides` (values from CLI flags, same layout), checked (`check_config`)."""
-    config = load_config()
-    if path is not None:
-        config = merge_config(config, load_config(path))
-    if overrides:
-        config = merge_config(config, overrides)
-    check_config(config, command)
-    return config
 
 
 def preset_names(config: dict[str, Any] | None = None) -> list[str]:

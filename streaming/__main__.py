@@ -1,6 +1,6 @@
 """`python -m streaming`: the live host (see streaming/cli.py)."""
 
-from model.signals import exit_fast
+from core.signals import exit_fast
 
 from .cli import main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model.errors import UserError, run_cli
+from core.errors import UserError, run_cli
 
 EPILOG = """\
 inputs : mic | default (default input device), a device index or name substring, an audio file
@@ -114,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(path: str | None) -> dict:
-    from model.config import STREAMING, resolve_config
-    return resolve_config(path, command=STREAMING)
+    from core.config import resolve_config
+
+    from . import COMMAND
+    return resolve_config(path, command=COMMAND)
 
 
 def _separator(args, config: dict):
@@ -222,7 +224,7 @@ def _mic_control_names(mic: dict | None, sample_rate: int, max_db: float) -> lis
     return reg.names()
 
 
-def _channels(spec: str | None) -> tuple[int, ...]:
+def parse_channels(spec: str | None) -> tuple[int, ...]:
     if not spec:
         return ()
     try:
@@ -235,8 +237,8 @@ def _channels(spec: str | None) -> tuple[int, ...]:
 
 
 def run(args) -> int:
-    from model.files import check_output_file
-    from model.schema import replace
+    from core.files import check_output_file
+    from core.schema import replace
 
     from .control.midi import (
         MidiConfig,
@@ -295,7 +297,7 @@ def run(args) -> int:
     for path, flag in ((args.stats_json, "--stats-json"), (args.midi_learn, "--midi-learn")):
         if path:
             check_output_file(path, flag, [p for p in (args.input, args.midi_map, args.config) if p])
-    in_channels = _channels(args.channels)
+    in_channels = parse_channels(args.channels)
     source = open_source(in_ep, in_channels) if in_ep is not None and in_ep.kind != "device" else None
 
     sep, where = _separator(args, config)

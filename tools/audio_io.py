@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+import core
 import model
-from model.errors import UserError
-from model.files import write_json as _write_json
+from core.errors import UserError
+from core.files import write_json as _write_json
 from streaming.host.sources import ArraySource, ChannelsError, FileSink, FileSource, demo_source, pick_channels
 
 WRITE_BLOCK = 1 << 16
@@ -161,9 +162,9 @@ def load_separator(checkpoint: str | None = None, preset: str | None = None) -> 
 
 def tools_config(section: str) -> dict:
     """config.yaml `tools.<section>` as a plain dict."""
-    return dict((model.load_config().get("tools") or {}).get(section) or {})
+    return dict((core.load_config().get("tools") or {}).get(section) or {})
 
 
 def write_json(path: str | Path, obj) -> None:
-    """JSON (NaN written as null) through model.files (temporary beside it, renamed into place)."""
+    """JSON (NaN written as null) through core.files (temporary beside it, renamed into place)."""
     _write_json(path, obj)

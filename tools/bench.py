@@ -25,14 +25,15 @@ import sys
 import numpy as np
 import torch
 
+import core
 import model
-from model.errors import UserError
+from core.errors import UserError
 from streaming import StreamingSeparator
 from streaming.engine import cpu
 
 
 def causal_presets() -> list[str]:
-    config = model.load_config()
+    config = core.load_config()
     return [name for name, p in config["presets"].items() if p.get("causal")]
 
 
@@ -73,7 +74,7 @@ def bench_streaming(preset: str, mode: str, device: str, hops: int, warmup: int 
 
 
 def offline_presets() -> list[str]:
-    config = model.load_config()
+    config = core.load_config()
     return [name for name, p in config["presets"].items() if not p.get("causal")]
 
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
     ap.add_argument("--plot", metavar="PNG", help="draw the per-hop compute time of each preset and mode against "
                     "the hop deadline (tools/plots.py; the same records as --json)")
-    tools_cfg = (model.load_config().get("tools") or {}).get("bench") or {}
+    tools_cfg = (core.load_config().get("tools") or {}).get("bench") or {}
     ap.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True,
                     help="offline presets (paper) on full clips (default on)")
     ap.add_argument("--offline-presets", default=",".join(offline_presets()), help="comma list of offline presets")
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-seconds", type=float, default=float(tools_cfg.get("peer_seconds", 10.0)))
     args = ap.parse_args(argv)
     try:
-        from model.files import check_output_file
+        from core.files import check_output_file
         for flag, path in (("--json", args.json), ("--plot", args.plot)):
             if path:
                 check_output_file(path, flag)
@@ -189,10 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     if notes(records):
         print(notes(records))
     if args.json:
-        from model.files import write_json
+        from core.files import write_json
         write_json(args.json, records)
     if args.plot:
-        from tools.plots import bench_figure, save_png
+        from core.figures import save_png
+        from tools.plots import bench_figure
         try:
             save_png(bench_figure(records), args.plot)
         except UserError as e:
@@ -202,6 +204,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.errors import run_cli
-    from model.signals import exit_fast
+    from core.errors import run_cli
+    from core.signals import exit_fast
     exit_fast(run_cli("python -m tools.bench", main))

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = p.parse_args(argv)
     if args.json:
-        from model.files import check_output_file
+        from core.files import check_output_file
         check_output_file(args.json, "--json")
     import torch
     torch.set_num_threads(1)
@@ -63,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{r['fx']} effects" + (f" + key {r['key']:+g}" if r["key"] else "")
         print(f"{name:>28s} {r['ms_p50']:8.4f} {r['ms_p99']:8.4f} {r['ms_mean']:8.4f} {r['latency_ms']:10.3f}")
     if args.json:
-        from model.files import write_json
+        from core.files import write_json
         write_json(args.json, {"machine": platform.machine(), "rows": rows})
     return 0
 
 
 if __name__ == "__main__":
-    from model.errors import run_cli
-    from model.signals import exit_fast
+    from core.errors import run_cli
+    from core.signals import exit_fast
     exit_fast(run_cli("python -m tools.bench_chains", main))

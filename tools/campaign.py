@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from model.errors import UserError, run_cli
-from model.files import write_text as atomic_write_text
+from core.errors import UserError, run_cli
+from core.files import write_text as atomic_write_text
 
 DEFAULT_DIR = Path("campaign")
 RUN = "run"
@@ -370,5 +370,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

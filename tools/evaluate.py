@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import model
-from model.errors import UserError, run_cli
+from core.errors import UserError, run_cli
 
 from .audio_io import fit_length, load_separator, read_audio, resample, write_json
 from .separate import separate_audio
@@ -268,11 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from model.config import TOOLS, resolve_config
-    from model.files import check_output_file, json_safe
+    import training  # noqa: F401 - declares the real_vocals section it reads
+    from core.config import resolve_config
+    from core.files import check_output_file, json_safe
+    from tools import COMMAND
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: expected a CUDA GPU, none is available")
-    resolve_config(command=TOOLS)
+    resolve_config(command=COMMAND, reads=("real_vocals",))
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
         if path:
             check_output_file(path, flag)
@@ -298,5 +300,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 
 import model
-from model.errors import UserError, run_cli
-from model.files import atomic_output, check_output_dir, write_bytes
+from core.errors import UserError, run_cli
+from core.files import atomic_output, check_output_dir, write_bytes
 from streaming.engine.chunked import chunked_apply
 
 from .audio_io import load_separator, write_json
@@ -129,7 +129,7 @@ def torchscript_segment(sep: model.Separator, segment: int, path: Path) -> torch
 
 
 def _save_script(module: torch.jit.ScriptModule, path: Path) -> torch.jit.ScriptModule:
-    """Serialise in memory, write through model.files (TorchScript's own file writer aborts the process
+    """Serialise in memory, write through core.files (TorchScript's own file writer aborts the process
     on a full disk) and load back what was written."""
     buffer = io.BytesIO()
     torch.jit.save(module, buffer)
@@ -263,8 +263,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def run(args) -> int:
-    from model.config import TOOLS, resolve_config
-    config = resolve_config(command=TOOLS)
+    from core.config import resolve_config
+    from tools import COMMAND
+    config = resolve_config(command=COMMAND)
     formats = tuple(f for f in args.formats.split(",") if f)
     bad = [f for f in formats if f not in ("torchscript", "onnx")]
     if bad or not formats:
@@ -301,5 +302,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Self
 
-from model.errors import UserError
+from core.errors import UserError
 
 
 def may_use_realtime(priority: int = 10) -> bool:

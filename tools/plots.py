@@ -5,7 +5,7 @@
     python -m tools.plots training runs/NAME/metrics.jsonl --out curves.png   # loss and validation SDR
 
 `tools.bench --plot`, `tools.evaluate --plot` and `python -m training` (curves.png in the run folder at each
-validation) call the same functions with the records they also write as JSON, so a picture always shows
+validation, drawn by `training.curves`) call the same functions with the records they also write as JSON, so a picture always shows
 exactly the numbers of its JSON. PNGs are written atomically (temp file + rename).
 """
 from __future__ import annotations
@@ -17,26 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import UserError, run_cli
+from core.errors import UserError, run_cli
+from core.figures import figure, save_png
+from training.curves import read_metrics, training_figure
 
 ESTIMATE_STYLE = {"mixture": ("#9e9e9e", "s"), "model": ("#1f77b4", "o"), "oracle": ("#2ca02c", "D")}
 MODE_COLOURS = {"cached": "#1f77b4", "compiled": "#ff7f0e", "naive": "#9467bd"}
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
-
-
-def save_png(fig, path: str | Path) -> Path:
-    """Write the figure as a PNG atomically: a temp file beside the target, renamed when complete."""
-    from model.files import atomic_output
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"--plot: folder does not exist: {path.parent}")
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
 
 
 # -- tools.bench -----------------------------------------------------------------------------------
@@ -56,7 +42,7 @@ def bench_figure(records: list[dict]):
     """One panel per preset: per mode the distribution of per-hop compute time (violin, p50 and p99 marks),
     against the hop deadline (the time one hop of audio lasts)."""
     series = bench_series(records)
-    fig = _figure(max(4.0, 3.2 * len(series)), 4.2)
+    fig = figure(max(4.0, 3.2 * len(series)), 4.2)
     axes = fig.subplots(1, len(series), squeeze=False)[0]
     meta = records[0]
     for ax, (preset, rows) in zip(axes, series.items()):
@@ -109,7 +95,7 @@ def evaluate_figure(result: dict, metric: str = "SDR"):
     names = list(result["tracks"])
     order = lambda e: list(ESTIMATE_STYLE).index(e) if e in ESTIMATE_STYLE else 9
     if len(names) == 1:
-        fig = _figure(max(4.5, 3.3 * len(series)), 3.4)
+        fig = figure(max(4.5, 3.3 * len(series)), 3.4)
         axes = fig.subplots(1, len(series), squeeze=False)[0]
         for ax, (stem, ests) in zip(axes, series.items()):
             keys = sorted(ests, key=order)
@@ -123,7 +109,7 @@ def evaluate_figure(result: dict, metric: str = "SDR"):
             ax.grid(axis="y", alpha=0.3)
     else:
         rows = [*names, "median"]
-        fig = _figure(max(4.5, 3.6 * len(series)), 1.4 + 0.32 * len(rows))
+        fig = figure(max(4.5, 3.6 * len(series)), 1.4 + 0.32 * len(rows))
         axes = fig.subplots(1, len(series), squeeze=False, sharey=True)[0]
         y = np.arange(len(rows))[::-1]
         for ax, (stem, ests) in zip(axes, series.items()):
@@ -147,72 +133,6 @@ def evaluate_figure(result: dict, metric: str = "SDR"):
     what = f"{len(names)} tracks" if len(names) > 1 else names[0]
     fig.suptitle(f"tools.evaluate: {metric} ({model_name}; {meta.get('mode', '')}; {what})", fontsize=9)
     return fig
-
-
-# -- training --------------------------------------------------------------------------------------
-def training_series(lines: list[dict]) -> dict[str, list]:
-    """metrics.jsonl entries -> train (step, loss), valid (step, valid_loss) and valid SDR per stem."""
-    train = [(e["step"], e["loss"]) for e in lines if "loss" in e and "valid_loss" not in e]
-    valid = [e for e in lines if "valid_loss" in e]
-    sdr: dict[str, list[tuple[int, float]]] = {}
-    for e in valid:
-        for stem, v in (e.get("sdr") or {}).items():
-            sdr.setdefault(stem, []).append((e["step"], v))
-    return {"train": train, "valid": [(e["step"], e["valid_loss"]) for e in valid], "sdr": sdr}
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: expected a metrics.jsonl written by `python -m training`, found no such file")
-    out = []
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                if i < len(lines) - 1:                   # a torn last line is a run that is still writing
-                    raise UserError(f"{path} line {i + 1}: expected JSON, got {line[:60]!r}") from None
-    return out
-
-
-def training_figure(lines: list[dict]):
-    """Loss (train and validation) and validation SDR per stem against the step."""
-    s = training_series(lines)
-    if not s["train"] and not s["valid"]:
-        raise UserError("training plot: metrics.jsonl has no loss entries yet")
-    fig = _figure(10.0, 3.8)
-    ax_loss, ax_sdr = fig.subplots(1, 2)
-    if s["train"]:
-        steps, loss = zip(*s["train"])
-        ax_loss.plot(steps, loss, color="#1f77b4", linewidth=1, label="train loss")
-    if s["valid"]:
-        steps, loss = zip(*s["valid"])
-        ax_loss.plot(steps, loss, color="#d62728", marker="o", markersize=3, linewidth=1.2, label="validation loss")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("loss")
-    values = [v for _, v in s["train"] + s["valid"]]
-    if values and min(values) > 0 and max(values) / min(values) > 10:
-        ax_loss.set_yscale("log")
-    ax_loss.legend(fontsize=8)
-    ax_loss.grid(alpha=0.3)
-    for stem, pts in s["sdr"].items():
-        steps, v = zip(*pts)
-        ax_sdr.plot(steps, v, marker="o", markersize=3, linewidth=1.2, label=stem)
-    ax_sdr.set_xlabel("step")
-    ax_sdr.set_ylabel("validation SDR (dB)")
-    if s["sdr"]:
-        ax_sdr.legend(fontsize=8)
-    ax_sdr.grid(alpha=0.3)
-    fig.suptitle("training: loss and validation SDR", fontsize=10)
-    return fig
-
-
-def write_training_plot(run_dir: str | Path, name: str = "curves.png") -> Path:
-    """curves.png in a run folder, from its metrics.jsonl (called by the trainer at each validation)."""
-    run_dir = Path(run_dir)
-    return save_png(training_figure(read_metrics(run_dir / "metrics.jsonl")), run_dir / name)
 
 
 # -- CLI -------------------------------------------------------------------------------------------
@@ -254,5 +174,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

@@ -153,7 +153,7 @@ def _host_ports(client, timeout: float, proc, err_path: Path) -> tuple[list[str]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            from model.errors import UserError
+            from core.errors import UserError
             tail = err_path.read_text(errors="replace").strip().splitlines()[-3:]
             raise UserError(f"tools.roundtrip: the host exited before its stream opened: {' | '.join(tail)}")
         ins = []
@@ -163,7 +163,7 @@ def _host_ports(client, timeout: float, proc, err_path: Path) -> tuple[list[str]
         if ins and outs:
             return sorted(set(ins)), outs[:1]
         time.sleep(0.1)
-    from model.errors import UserError
+    from core.errors import UserError
     raise UserError(f"tools.roundtrip: the host's ports did not appear on the JACK server within {timeout:g} s")
 
 
@@ -189,11 +189,12 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
             host_args: tuple[str, ...] = (), startup_timeout: float = 300.0, interval_s: float = 0.25,
             realtime: bool = False) -> dict:
     """One measured round trip -> a record (see the module docstring)."""
+    import core
     import model
-    from model.errors import UserError
+    from core.errors import UserError
     from streaming.host.latency_modes import get_mode
 
-    config = model.load_config()
+    config = core.load_config()
     if latency_mode:
         mode = get_mode(config, latency_mode)
         blocksize = blocksize or mode.blocksize
@@ -253,7 +254,7 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
                     host.kill()
                     host.wait()
                 probe.close()
-        # A live run stopped by SIGTERM ends normally (stats written) and says so with 128 + 15 (model.signals)
+        # A live run stopped by SIGTERM ends normally (stats written) and says so with 128 + 15 (core.signals)
         if host.returncode not in (0, 128 + signal.SIGTERM):
             raise UserError(f"tools.roundtrip: the host failed (exit {host.returncode}): {err.strip()[-2000:]}")
         st = json.loads(stats_path.read_text())
@@ -332,7 +333,7 @@ def report(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from model.errors import run_cli
+    from core.errors import run_cli
     p = argparse.ArgumentParser(prog="python -m tools.roundtrip", description=__doc__.splitlines()[0],
                                 epilog="Arguments after -- go to the host (python -m streaming), e.g. -- --no-compile")
     p.add_argument("--preset", help="model preset (random weights; pass-through head)")
@@ -363,5 +364,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import model
-from model.errors import UserError, run_cli
+from core.errors import UserError, run_cli
 from streaming.engine.chunked import ChunkedStream, chunked_apply
 from streaming.host.sources import ArraySource, FileSink
 from streaming.processing.remix_chain import AlignedWriter
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 def plan_outputs(inputs: list[str], out_dir: Path, stems: list[str], plot: bool) -> dict[str, Path]:
     """input -> its track folder; refuses two inputs that would write the same folder (same basename in
     different folders, or the same file twice) and outputs that would overwrite an input."""
-    from model.files import same_file
+    from core.files import same_file
     folders: dict[str, Path] = {}
     for spec in inputs:
         folder = out_dir / track_name(spec)
@@ -318,18 +318,19 @@ def separate_track(sep: model.Separator, spec: str, folder: Path, stems: list[st
 
 
 def _channels(spec: str | None) -> tuple[int, ...]:
-    from streaming.cli import _channels as parse
+    from streaming.cli import parse_channels as parse
     return parse(spec)
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
-    from model.config import TOOLS, resolve_config
-    from model.files import check_output_dir
+    from core.config import resolve_config
+    from core.files import check_output_dir
+    from tools import COMMAND
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: expected a CUDA GPU, none is available")
-    config = resolve_config(command=TOOLS)
+    config = resolve_config(command=COMMAND)
     for spec in args.inputs:  # fail before any work on a missing input
         if spec != "demo" and not Path(spec).is_file():
             raise UserError(f"input file not found: {spec} (expected an audio file or `demo`)")
@@ -360,5 +361,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

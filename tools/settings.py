@@ -1,9 +1,9 @@
-"""The `tools:` section of config.yaml as small frozen dataclasses (checked by model.schema)."""
+"""The `tools:` section of config.yaml as small frozen dataclasses (checked by core.schema)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from model.schema import build, setting
+from core.schema import build, setting
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,6 @@ class ToolsConfig:
 def tools_settings(config: dict | None = None) -> ToolsConfig:
     """The `tools` section of `config` (default: config.yaml), checked."""
     if config is None:
-        import model
-        config = model.load_config()
+        import core
+        config = core.load_config()
     return build(ToolsConfig, config.get("tools"), "config tools")

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import model
+from core.errors import UserError, run_cli
+from core.files import check_output_file
 from model.checkpoint import atomic_torch_save, checkpoint_dict, read_checkpoint, separator_from_dict
-from model.errors import UserError, run_cli
-from model.files import check_output_file
 
 from .audio_io import write_json
 from .evaluate import evaluate, open_data
@@ -184,5 +184,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.files import atomic_output
+from core.files import atomic_output
 
 
 class SpectrogramSketch:
@@ -65,7 +65,7 @@ class Tee:
 
 
 def plot_separation(path: Path, mixture: SpectrogramSketch, stems: dict[str, SpectrogramSketch], rate: int) -> None:
-    """PNG at `path` (written through model.files): mixture spectrogram, then per stem its ratio mask
+    """PNG at `path` (written through core.files): mixture spectrogram, then per stem its ratio mask
     |stem| / |mixture| and its spectrogram."""
     import matplotlib
     matplotlib.use("Agg")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import UserError, run_cli
-from model.files import write_json, write_text
+from core.errors import UserError, run_cli
+from core.files import write_json, write_text
 from tools.jack_dummy import JackDummyServer
 
 HEADLESS_SIZE = (124, 24)
@@ -170,5 +170,5 @@ def _bench(args, streaming_args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

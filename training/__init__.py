@@ -18,8 +18,15 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if sys.argv[:1] == ["-m"]:   # being imported for `python -m ...`: a Ctrl-C while torch loads is one line
-    from model.signals import quiet_startup
+    from core.signals import quiet_startup
     quiet_startup()
+
+from core.config import declare_section
+
+COMMAND = "training"               # `python -m training`: the config sections it reads
+declare_section("training", "training.config:TrainConfig", (COMMAND,))
+declare_section("songs", "training.songs.settings:SongsConfig", (COMMAND,))
+declare_section("real_vocals", "training.real_vocals:RealVocalsConfig", (COMMAND,))
 
 from .config import TrainConfig, train_config
 from .data import DataError, build_datasets, build_source

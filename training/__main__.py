@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-import model
-from model.errors import run_cli
+import core
+from core.errors import run_cli
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +67,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
     workers = args.workers
     if workers is not None and workers != "auto":
         if not workers.isdigit():
-            raise model.UserError(f"--workers: expected a number >= 0 or auto, got {workers!r}")
+            raise core.UserError(f"--workers: expected a number >= 0 or auto, got {workers!r}")
         workers = int(workers)
     return {"batch_size": args.batch_size, "micro_batch": args.micro_batch, "segment_seconds": args.segment_seconds,
             "num_workers": workers, "optimizer.lr": args.lr, "steps_per_epoch": args.val_every,
@@ -75,25 +75,26 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args) -> int:
-    from model.config import TRAINING, resolve_config
-    from model.files import check_output_dir
+    from core.config import resolve_config
+    from core.files import check_output_dir
 
+    from . import COMMAND
     from .data_checks import check_data_specs
     from .trainer import train
 
-    config = resolve_config(args.config, command=TRAINING)
+    config = resolve_config(args.config, command=COMMAND)
     if args.resume is None and not args.data:
-        raise model.UserError("expected --data (musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs)")
+        raise core.UserError("expected --data (musdb:PATH, musdb-hq:PATH, folder:PATH, synthetic or songs)")
     for path, flag in ((args.out, "--out"), (args.resume, "--resume")):
         if path is not None:
             check_output_dir(path, flag)
     check_data_specs(args.data)
     if args.stop_after is not None and args.stop_after <= 0:
-        raise model.UserError(f"--stop-after: expected seconds > 0, got {args.stop_after:g}")
+        raise core.UserError(f"--stop-after: expected seconds > 0, got {args.stop_after:g}")
     if args.budget_clock != "wall" and args.stop_after is None:
-        raise model.UserError("--budget-clock: expected --stop-after SECONDS with it (the budget it counts)")
+        raise core.UserError("--budget-clock: expected --stop-after SECONDS with it (the budget it counts)")
     if args.init is not None and not args.init.is_file():
-        raise model.UserError(f"--init {args.init}: expected a checkpoint file, it does not exist")
+        raise core.UserError(f"--init {args.init}: expected a checkpoint file, it does not exist")
     summary = train(config, preset=args.preset, stems=args.stems, data=args.data, out=args.out, steps=args.steps,
                     epochs=args.epochs, resume=args.resume, device=args.device, stop_at=args.stop_at,
                     overrides=overrides(args), init=args.init, stop_after_s=args.stop_after,
@@ -112,5 +113,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

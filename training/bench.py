@@ -43,6 +43,7 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+import core
 import model
 
 from .config import train_config, with_overrides
@@ -209,11 +210,11 @@ def parse_sets(items: list[str], flag: str) -> dict[str, Any]:
     for item in items:
         key, eq, text = item.partition("=")
         if not eq or not key.strip():
-            raise model.ConfigError(f"{flag} {item!r}: expected KEY=VALUE with a dotted training key, e.g. micro_batch=2")
+            raise core.ConfigError(f"{flag} {item!r}: expected KEY=VALUE with a dotted training key, e.g. micro_batch=2")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise model.ConfigError(f"{flag} {item!r}: the value is not YAML ({e})") from None
+            raise core.ConfigError(f"{flag} {item!r}: the value is not YAML ({e})") from None
         word = text.strip()
         if isinstance(value, bool) and word.lower() not in ("true", "false"):
             value = word  # YAML 1.1 reads off / on / yes / no as booleans; here they stay words (cpu_amp=off)
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         new_set = parse_sets(args.set, "--set")
         baseline_set = parse_sets(args.baseline_set, "--baseline-set")
-        config = model.load_config(args.config)
+        config = core.load_config(args.config)
         peak = None
         data = args.data or ["synthetic"]
         for name in (n.strip() for n in args.presets.split(",") if n.strip()):
@@ -268,12 +269,12 @@ def main(argv: list[str] | None = None) -> int:
                 r = bench(overrides={**common, **new_set}, peak=peak)
                 peak = r["peak_matmul_gflops"]
                 print(json.dumps(r) if args.json else format_result(r), flush=True)
-    except model.UserError as e:
+    except core.UserError as e:
         print(f"python -m training.bench: error: {e}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

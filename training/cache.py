@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from model import UserError
+from core.errors import UserError
 
 CACHE_ENV = "TFSWA_CACHE_DIR"   # overrides training.data.cache.dir (tests point it at a temporary folder)
 DTYPES = {"float16": np.float16, "float32": np.float32}

@@ -8,8 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from model import ConfigError
-from model.schema import build, setting
+from core.errors import ConfigError
+from core.schema import build, setting
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class TrainConfig:
 
 
 def _build(cls: type, d: dict[str, Any], where: str) -> Any:
-    """Every key checked against the dataclass fields: types, ranges, unknown keys (model.schema)."""
+    """Every key checked against the dataclass fields: types, ranges, unknown keys (core.schema)."""
     return build(cls, d, f"config {where}")
 
 

@@ -34,35 +34,16 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from model import UserError
-
 from . import synthetic
 from .cache import ShardCache, cache_root, source_hash
 from .config import AugmentConfig, CacheConfig, DataConfig
 from .device import cpu_cores
 from .synthetic import STEMS as SYNTHETIC_STEMS
 from .synthetic import synthetic_stem
+from .tracks import DataError, Source, fit, to_stereo
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 MUSDB_STEMS = ("drums", "bass", "other", "vocals")
-
-
-class DataError(UserError):
-    """A dataset path, layout or stem selection is unusable."""
-
-
-def _to_stereo(x: np.ndarray) -> np.ndarray:
-    """(ch, n) -> (2, n): mono is duplicated, extra channels dropped."""
-    if x.shape[0] == 1:
-        return np.concatenate([x, x])
-    return x[:2]
-
-
-def _fit(x: np.ndarray, n: int) -> np.ndarray:
-    """Crop or zero-pad the last axis to n samples."""
-    if x.shape[-1] >= n:
-        return x[..., :n]
-    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
 
 
 def read_audio(path: Path, start: int, n: int, sample_rate: int) -> np.ndarray:
@@ -70,34 +51,14 @@ def read_audio(path: Path, start: int, n: int, sample_rate: int) -> np.ndarray:
     info = sf.info(str(path))
     if info.samplerate == sample_rate:
         x = sf.read(str(path), start=start, frames=n, dtype="float32", always_2d=True)[0].T
-        return _fit(_to_stereo(x), n)
+        return fit(to_stereo(x), n)
     import soxr
 
     ratio = info.samplerate / sample_rate
     a = math.floor(start * ratio)
     x = sf.read(str(path), start=a, frames=math.ceil(n * ratio) + 64, dtype="float32", always_2d=True)[0]
     y = soxr.resample(x, info.samplerate, sample_rate) if len(x) else x
-    return _fit(_to_stereo(np.ascontiguousarray(y.T, dtype=np.float32)), n)
-
-
-class Source:
-    """Tracks of base stems. `read(i, stems, start, n)` -> (len(stems), 2, n) float32 at `sample_rate`."""
-
-    name: str = "source"
-    stems: tuple[str, ...] = ()
-    sample_rate: int = 44100
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def track_name(self, i: int) -> str:
-        return f"{self.name}#{i}"
-
-    def track_length(self, i: int) -> int:
-        raise NotImplementedError
-
-    def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
-        raise NotImplementedError
+    return fit(to_stereo(np.ascontiguousarray(y.T, dtype=np.float32)), n)
 
 
 class FileTracks(Source):
@@ -156,7 +117,7 @@ class MusdbStemTracks(Source):
         audio, _ = stempeg.read_stems(t.path, start=start / self.sample_rate, duration=n / self.sample_rate,
                                       stem_id=ids, sample_rate=self.sample_rate, info=t.info, ffmpeg_format="f32le")
         audio = np.asarray(audio, dtype=np.float32).reshape(len(ids), -1, audio.shape[-1])
-        return np.stack([_fit(_to_stereo(a.T), n) for a in audio])
+        return np.stack([fit(to_stereo(a.T), n) for a in audio])
 
 
 class SyntheticTracks(Source):
@@ -187,7 +148,7 @@ class SyntheticTracks(Source):
                 seed = [self.seed, self.split_id, i, b, self.stems.index(s)]
                 out[j, :, (b - first) * block:(b - first + 1) * block] = synthetic_stem(s, block, self.sample_rate, seed)
         end = min(start + n, self.length) - first * block
-        return _fit(out[..., start - first * block:max(end, start - first * block)], n)
+        return fit(out[..., start - first * block:max(end, start - first * block)], n)
 
 
 class CachedTracks(Source):
@@ -253,7 +214,7 @@ class SongTracks(Source):
 
     def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
         song = self._song(i)
-        return np.stack([_fit(_to_stereo(np.asarray(song[s], dtype=np.float32))[:, start:start + n], n) for s in stems])
+        return np.stack([fit(to_stereo(np.asarray(song[s], dtype=np.float32))[:, start:start + n], n) for s in stems])
 
     def __getstate__(self) -> dict:  # workers start with an empty cache
         d = dict(self.__dict__)
@@ -388,7 +349,7 @@ def _init_song_worker(seed: int, sample_rate: int, seconds: float) -> None:
 def _render_song(track: int, first: int) -> np.ndarray:
     assert _SONGS is not None, "song render worker not initialised"
     song = _SONGS.song(first + track)
-    return np.stack([_to_stereo(np.asarray(song[s], dtype=np.float32)) for s in MUSDB_STEMS])
+    return np.stack([to_stereo(np.asarray(song[s], dtype=np.float32)) for s in MUSDB_STEMS])
 
 
 def cached_songs(indices: list[int], split: str, seed: int, sample_rate: int, data_cfg: DataConfig,
@@ -565,7 +526,7 @@ def _stretch(stems: np.ndarray, sr: int, stretch: float, semitones: float, n: in
 
     out = np.stack([time_stretch(s, sr, stretch_factor=stretch, pitch_shift_in_semitones=float(semitones))
                     for s in stems])
-    return _fit(out.astype(np.float32), n)
+    return fit(out.astype(np.float32), n)
 
 
 class ValidSegments(Dataset):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.errors import UserError
+from core.errors import UserError
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 SHOWN = 20        # problems spelled out in the message; the rest are counted

@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from model import UserError
+from core.errors import UserError
 
 
 class DeviceError(UserError):

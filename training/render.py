@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.data:
         return render_cache(a)
     a.n, a.jobs, a.seed = n, jobs, seed
-    from model import UserError  # imported after argument checks: it loads torch (seconds)
+    from core.errors import UserError
 
     try:
         from tqdm import tqdm
@@ -107,12 +107,12 @@ def render_cache(a: argparse.Namespace) -> int:
     """Fill the training shard cache for `--data` sources, both splits, as `python -m training` reads them."""
     import dataclasses
 
-    import model
+    import core
     from training.config import train_config
     from training.data import build_source
 
     try:
-        config = model.load_config(a.config)
+        config = core.load_config(a.config)
         cfg = train_config(config)
         cache = dataclasses.replace(cfg.data.cache, enabled=True,
                                     songs=cfg.data.cache.songs if a.n is None else a.n,
@@ -126,12 +126,12 @@ def render_cache(a: argparse.Namespace) -> int:
             size = (train.cache.size_bytes(len(train)) + valid.cache.size_bytes(len(valid))) / 1e9
             print(f"{spec}: {len(train)} training + {len(valid)} validation tracks of "
                   f"{train.track_length(0) / rate:g} s, {size:.2f} GB in {train.cache.folder.parent}")
-    except (model.UserError, OSError) as e:
+    except (core.UserError, OSError) as e:
         print(f"render: {e}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

@@ -222,7 +222,7 @@ class MetricsLog:
 def plot_curves(out: Path) -> None:
     """curves.png (loss and validation SDR, from metrics.jsonl) in the run folder; never stops a run."""
     try:
-        from tools.plots import write_training_plot
+        from .curves import write_training_plot
         write_training_plot(out)
     except Exception as e:  # noqa: BLE001 - a picture is not worth a training run
         print(f"warning: could not draw {out / 'curves.png'}: {e}")

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from model import ConfigError
-from model.schema import setting
+from core.errors import ConfigError
+from core.schema import setting
 
 ORDER = ("eq", "compressor", "saturation", "reverb", "pan", "level")  # the bus, in signal order
 REF_RMS = 0.125  # compressor threshold and saturation drive are relative to the vocal's level: RMS at -18 dBFS

@@ -25,9 +25,9 @@ from typing import Any, TextIO
 
 import yaml
 
-from model.config import read_yaml_mapping
-from model.errors import UserError
-from model.schema import build, setting
+from core.config import read_yaml_mapping
+from core.errors import UserError
+from core.schema import build, setting
 
 ACTIONS = ("gain", "mute", "solo", "master", "param", "step")
 
@@ -171,8 +171,8 @@ def load_midi_map(path: str | Path, stems: tuple[str, ...], controls=None) -> Mi
 
 
 def save_midi_map(midi_map: MidiMap, path: str | Path) -> None:
-    """Write atomically (model.files: temporary beside it, then rename)."""
-    from model.files import write_text
+    """Write atomically (core.files: temporary beside it, then rename)."""
+    from core.files import write_text
     write_text(path, midi_map.to_yaml())
 
 

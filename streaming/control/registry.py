@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.errors import UserError
+from core.errors import UserError
 
 CURVES = ("linear", "log", "fader", "toggle")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from model.errors import UserError
+from core.errors import UserError
 
 COMPILE_SETTINGS = ("auto", "on", "off")
 

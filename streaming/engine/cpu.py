@@ -14,7 +14,7 @@ import threading
 
 import torch
 
-from model.errors import UserError
+from core.errors import UserError
 
 
 def available_cores() -> int:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model.errors import UserError
-from model.schema import build, setting
+from core.errors import UserError
+from core.schema import build, setting
 from model.separator import Separator
 
 from . import compiled, cpu

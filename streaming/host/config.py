@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from model.schema import build, setting
+from core.schema import build, setting
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """File -> file as fast as possible through the same chain (engine + mixer) as the live host.
 
 The output has the input's rate and length and is aligned with it (the engine latency is dropped).
-Written to a temporary beside it and renamed at the end (model.files). `--duration` ends the run early
+Written to a temporary beside it and renamed at the end (core.files). `--duration` ends the run early
 with a complete (shorter) file; an error or a stop signal (Ctrl-C, SIGTERM, SIGHUP) leaves the output
 name as it was (no half file, no temporary).
 """

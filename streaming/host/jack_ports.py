@@ -21,7 +21,7 @@ from typing import Self
 
 import numpy as np
 
-from model.errors import UserError
+from core.errors import UserError
 
 
 def jack_module():

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.errors import UserError
+from core.errors import UserError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "model" / "weights"
 

@@ -21,8 +21,8 @@ import time
 
 import numpy as np
 
-from model.errors import UserError
-from model.signals import stop_on_signals
+from core.errors import UserError
+from core.signals import stop_on_signals
 
 from ..engine import cpu
 from ..processing.remix_chain import AlignedWriter, RemixChain

@@ -85,7 +85,7 @@ def stats_dict(stats: RunStats, engine, mixer, midi=None) -> dict:
 
 
 def write_stats_json(d: dict, path: str | Path) -> None:
-    from model.files import write_json
+    from core.files import write_json
     write_json(path, d)
 
 

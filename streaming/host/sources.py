@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import UserError
-from model.files import PendingFile
+from core.errors import UserError
+from core.files import PendingFile
 
 OUTPUT_FILE_TYPES = {".wav": "WAV", ".flac": "FLAC"}
 DEVICE_WORDS_IN = ("mic", "default")
@@ -252,7 +252,7 @@ def open_source(endpoint: Endpoint, channels: tuple[int, ...] = ()) -> FileSourc
 
 
 class FileSink:
-    """Writes (n, C) float32 blocks to a temporary beside `path` (model.files); `commit()` renames it into
+    """Writes (n, C) float32 blocks to a temporary beside `path` (core.files); `commit()` renames it into
     place, `discard()` removes it, so a failed or interrupted run never leaves a half file under the output
     name, nor a stray temporary. A write error (disk full, file too large) is an OSError naming the file."""
 

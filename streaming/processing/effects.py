@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from model.errors import UserError
+from core.errors import UserError
 
 from ..control.registry import Control, ControlRegistry
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from model.errors import UserError
-from model.schema import build, setting
+from core.errors import UserError
+from core.schema import build, setting
 
 from .delay import DelayLine
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.schema import build, setting
+from core.schema import build, setting
 
 SILENCE_DB = -200.0
 

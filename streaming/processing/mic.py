@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import UserError
-from model.schema import build, setting
+from core.errors import UserError
+from core.schema import build, setting
 
 from ..control.registry import Control, ControlRegistry
 from .effects import EffectChain, EffectSpec

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import soxr
 
-from model.errors import UserError
+from core.errors import UserError
 
 QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")   # soxr's
 LOW_DELAY_PREFIX = "LD"

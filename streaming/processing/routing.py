@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import UserError
-from model.schema import build
+from core.errors import UserError
+from core.schema import build
 
 from .stem_mixer import soft_limit
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.errors import UserError
+from core.errors import UserError
 
 from ..control.registry import Control, ControlRegistry
 from .delay import DelayLine

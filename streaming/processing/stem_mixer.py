@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.errors import ConfigError, UserError
-from model.schema import build, setting
+from core.errors import ConfigError, UserError
+from core.schema import build, setting
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.errors import ConfigError, UserError
-from model.schema import build, setting
+from core.errors import ConfigError, UserError
+from core.schema import build, setting
 
 # The parameter a chain's effect shows on its strip (the one a performer turns): effect -> parameter.
 MAIN_PARAMS = {

@@ -20,7 +20,7 @@ import torch
 from fault_helpers import RATE, assert_contract, cli, protect, stray_temporaries, wait_for
 
 import model
-from model.files import PendingFile
+from core.files import PendingFile
 
 
 @pytest.fixture(scope="module")

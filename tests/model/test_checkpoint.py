@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import core
 import model
 
 
@@ -30,7 +31,7 @@ def saved(tmp_path, tiny_separator):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(model.CheckpointError, match="not found"):
+    with pytest.raises(core.CheckpointError, match="not found"):
         model.load_checkpoint(tmp_path / "nope.ckpt")
 
 
@@ -39,7 +40,7 @@ def test_truncated_or_garbage(tmp_path, saved, keep):
     data = saved.read_bytes()
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"garbage" if keep == 0 else data[:keep])
-    with pytest.raises(model.CheckpointError, match="corrupt or truncated|not a tfswa"):
+    with pytest.raises(core.CheckpointError, match="corrupt or truncated|not a tfswa"):
         model.load_checkpoint(bad)
 
 
@@ -64,5 +65,5 @@ def _rewrite(path, tmp_path, edit):
     (lambda c: c["state_dict"]["net.head.bias"].fill_(float("nan")), "NaN"),
 ])
 def test_mismatched_checkpoints(tmp_path, saved, edit, message):
-    with pytest.raises(model.CheckpointError, match=message):
+    with pytest.raises(core.CheckpointError, match=message):
         model.load_checkpoint(_rewrite(saved, tmp_path, edit))

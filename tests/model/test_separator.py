@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+import core
 import model
 from model.blocks import TemporalAttention, TFSWABlock
 from model.config import model_config
@@ -134,15 +135,15 @@ def test_attributes(tiny_separator):
 
 
 def test_bad_config_errors(tmp_path):
-    with pytest.raises(model.ConfigError, match="unknown preset 'nope'"):
+    with pytest.raises(core.ConfigError, match="unknown preset 'nope'"):
         model.build_separator("nope")
-    with pytest.raises(model.ConfigError, match="hop_length"):
+    with pytest.raises(core.ConfigError, match="hop_length"):
         model.ModelConfig.from_dict({**model_config("tiny").to_dict(), "hop_length": 1000})
-    with pytest.raises(model.ConfigError, match="unknown key"):
+    with pytest.raises(core.ConfigError, match="unknown key"):
         model.ModelConfig.from_dict({**model_config("tiny").to_dict(), "bogus": 1})
     bad = tmp_path / "bad.yaml"
     bad.write_text("presets: [unclosed")
-    with pytest.raises(model.ConfigError, match="not valid YAML"):
-        model.load_config(bad)
-    with pytest.raises(model.ConfigError, match="not found"):
-        model.load_config(tmp_path / "missing.yaml")
+    with pytest.raises(core.ConfigError, match="not valid YAML"):
+        core.load_config(bad)
+    with pytest.raises(core.ConfigError, match="not found"):
+        core.load_config(tmp_path / "missing.yaml")

@@ -7,12 +7,12 @@ import pytest
 import torch
 import yaml
 
-import model
+import core
 
 
 def small_config(path: Path, **overrides) -> Path:
     """Write the project's config.yaml with a `training:` section shrunk for tests -> its path."""
-    c = model.load_config()
+    c = core.load_config()
     t = c["training"]
     t.update(segment_seconds=0.1, batch_size=2, steps_per_epoch=2, num_workers=0, seed=0, cpu_threads=1)
     t["optimizer"].update(lr=1e-3, warmup_steps=2)
@@ -28,7 +28,7 @@ def small_config(path: Path, **overrides) -> Path:
         section[leaf] = value
     # the small sizes above hold on the CPU too: `--config` is deep-merged over config.yaml, so an empty
     # `cpu:` would keep the project's CPU defaults; repeat this file's values under the same keys instead
-    t["cpu"] = {k: t[k] for k in (model.load_config()["training"].get("cpu") or {}) if k in t}
+    t["cpu"] = {k: t[k] for k in (core.load_config()["training"].get("cpu") or {}) if k in t}
     path.write_text(yaml.safe_dump(c))
     return path
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-import model
+import core
 from training.bench import main, parse_sets
 from training.timing import PHASES
 
@@ -64,5 +64,5 @@ def test_compare_text_output_and_bad_settings(config_path, capsys):
 def test_settings_are_read_as_yaml_with_words_kept():
     assert parse_sets(["compile=true", "cpu_amp=off", "optimizer.lr=1e-3", "micro_batch=2"], "--set") == {
         "compile": True, "cpu_amp": "off", "optimizer.lr": 1e-3, "micro_batch": 2}
-    with pytest.raises(model.ConfigError):
+    with pytest.raises(core.ConfigError):
         parse_sets(["=1"], "--set")

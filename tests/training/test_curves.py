@@ -6,8 +6,8 @@ import numpy as np
 from matplotlib.image import imread
 
 from tools.plots import main as plots_main
-from tools.plots import read_metrics, training_series
 from training.__main__ import main
+from training.curves import read_metrics, training_series
 
 
 def test_training_writes_curves_from_its_metrics(tmp_path, config_path):

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-import model
+import core
 from training.config import AugmentConfig, CacheConfig, DataConfig
 from training.data import DataError, StepBatches, TrainSegments, ValidSegments, build_source
 
@@ -142,7 +142,7 @@ def test_empty_folder_and_missing_stem_are_data_errors(tmp_path):
     src = build_source(f"folder:{tmp_path / 'two'}", "train", DataConfig(), SR, 0)
     with pytest.raises(DataError, match="'accompaniment' is not in dataset"):
         _train_set([src])
-    assert isinstance(DataError("x"), model.UserError)
+    assert isinstance(DataError("x"), core.UserError)
 
 
 def test_songs_adapter_when_the_renderer_exists():

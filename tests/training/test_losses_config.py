@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-import model
+import core
 from training.config import TrainConfig, train_config, with_overrides
 from training.losses import MultiResolutionSTFTLoss, SeparationLoss, batch_sdr, spectrogram_l1
 
 
 def test_default_training_section_parses():
-    cfg = train_config(model.load_config())
+    cfg = train_config(core.load_config())
     assert cfg.optimizer.grad_clip == 1.0
     assert cfg.loss.mrstft_resolutions == ((2048, 512), (1024, 256), (512, 128))
 
@@ -20,9 +20,9 @@ def test_cpu_defaults_apply_on_cpu_only_and_merge_nested_keys():
     cpu, gpu = train_config(config, "cpu"), train_config(config, "cuda")
     assert (cpu.batch_size, cpu.segment_seconds, cpu.validation.segment_seconds, cpu.validation.batch_size) == (2, 6.0, 2.0, 3)
     assert (gpu.batch_size, gpu.validation.segment_seconds) == (8, 6.0)
-    shipped = train_config(model.load_config(), "cpu")
+    shipped = train_config(core.load_config(), "cpu")
     assert shipped.batch_size * shipped.segment_seconds <= 4.0  # the 3-minute smoke run's budget (config.yaml)
-    with pytest.raises(model.ConfigError):
+    with pytest.raises(core.ConfigError):
         with_overrides(cpu, {"batch_size": 0})
     assert with_overrides(cpu, {"optimizer.lr": 1e-3, "num_workers": "auto"}).optimizer.lr == 1e-3
 
@@ -31,7 +31,7 @@ def test_cpu_defaults_apply_on_cpu_only_and_merge_nested_keys():
                                  {"num_workers": "many"}, {"num_workers": -1}, {"micro_batch": -2},
                                  {"cpu_amp": "fp16"}])
 def test_bad_training_section_is_a_config_error(bad):
-    with pytest.raises(model.ConfigError):
+    with pytest.raises(core.ConfigError):
         TrainConfig.from_dict(bad)
 
 

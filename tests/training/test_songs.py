@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import model
+import core
 from training.songs import STEMS, SongSource
 from training.songs.compose import Note, Part
 from training.songs.instruments import render_stems
@@ -22,7 +22,7 @@ SR = 44100
 @pytest.fixture(scope="module")
 def source() -> SongSource:
     # The sf2 soundfonts only: the compressed MuseScore sf3 takes ~7 s to load once per process.
-    cfg = model.load_config()["songs"]
+    cfg = core.load_config()["songs"]
     cfg["soundfonts"] = {k: v for k, v in cfg["soundfonts"].items() if k.endswith(".sf2")}
     return SongSource(seed=0, sample_rate=SR, seconds=2.0, config=cfg)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import core
 import model
 from training.__main__ import main
 from training.config import train_config, with_overrides
@@ -30,7 +31,7 @@ def _run(config: Path, out: Path, *extra: str) -> int:
 
 def test_overfits_a_small_synthetic_batch(tmp_path, make_config):
     """tiny on one fixed batch of 2 x 0.1 s synthetic segments: the loss falls by 3x within 80 steps on CPU."""
-    config = model.load_config(make_config(**{"optimizer.lr": 1e-2, "optimizer.warmup_steps": 1,
+    config = core.load_config(make_config(**{"optimizer.lr": 1e-2, "optimizer.warmup_steps": 1,
                                               "optimizer.min_lr_ratio": 1.0}))
     spec = RunSpec("tiny", ("vocals", "accompaniment"), ["synthetic"], tmp_path / "run", 80, device="cpu",
                    merges=model.stem_merges(config))
@@ -163,7 +164,7 @@ def test_tensorboard_event_file_and_examples(tmp_path, make_config):
 
 def test_micro_batches_give_the_whole_batch_step(tmp_path, make_config):
     """A batch of 4 run as micro-batches of 1 (or 3 + 1) updates the weights like the whole batch."""
-    config = model.load_config(make_config())
+    config = core.load_config(make_config())
     weights = []
     for micro in (0, 1, 3):
         cfg = with_overrides(train_config(config), {"batch_size": 4, "micro_batch": micro})

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-import model
+import core
 from training.real_vocals import RealVocalsConfig
 from training.vocal_fx import ORDER, VocalFxConfig, apply_vocal_bus, plan_vocal_bus
 
@@ -73,7 +73,7 @@ def test_silence_stays_silent():
 
 
 def _section(**over) -> dict:
-    d = model.load_config()["real_vocals"]
+    d = core.load_config()["real_vocals"]
     for path, value in over.items():
         section = d
         *parents, leaf = path.split(".")
@@ -92,7 +92,7 @@ def _section(**over) -> dict:
     ("accompaniment", {"songs": 1.0, "karaoke": 1.0}, r"real_vocals\.accompaniment"),
 ])
 def test_config_errors_are_one_line(path, value, match):
-    with pytest.raises(model.ConfigError, match=match) as e:
+    with pytest.raises(core.ConfigError, match=match) as e:
         RealVocalsConfig.from_dict(_section(**{path: value}))
     assert "\n" not in str(e.value)
 
@@ -100,5 +100,5 @@ def test_config_errors_are_one_line(path, value, match):
 def test_a_missing_effect_section_is_a_config_error():
     d = _section()
     del d["vocal_fx"]["level"]
-    with pytest.raises(model.ConfigError, match="level"):
+    with pytest.raises(core.ConfigError, match="level"):
         RealVocalsConfig.from_dict(d)

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import yaml
 
-import model
+import core
+from core.config import merge_config
 from model.checkpoint import read_checkpoint
-from model.config import merge_config
 
 DEFAULT_ARMS = {
     "songs": ["songs", "eif-valid"],
@@ -49,7 +49,7 @@ RECIPE = Path(__file__).with_name("ablation.yaml")
 
 def merged_config(recipe: Path, overrides: dict) -> dict:
     """config.yaml with the recipe's sections (and command-line overrides) merged over it."""
-    cfg = merge_config(model.load_config(), model.load_config(recipe))
+    cfg = merge_config(core.load_config(), core.load_config(recipe))
     return merge_config(cfg, overrides)
 
 
@@ -61,7 +61,7 @@ def _run(cmd: list[str], log: Path) -> None:
         r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
     if r.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["?"]
-        raise model.UserError(f"ablation: `{' '.join(cmd[2:5])} ...` failed (exit {r.returncode}): {tail[0]} "
+        raise core.UserError(f"ablation: `{' '.join(cmd[2:5])} ...` failed (exit {r.returncode}): {tail[0]} "
                               f"(full log: {log})")
 
 
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         config_path = args.out / "config.yaml"
         config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         results = [run_arm(name, specs, args, config_path, cfg, settings[name]) for name, specs in arms.items()]
-    except model.UserError as e:
+    except core.UserError as e:
         return fail(str(e))
     (args.out / "summary.json").write_text(json.dumps(results, indent=1))
     print(table(results))
@@ -206,5 +206,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

@@ -14,7 +14,7 @@ import argparse
 import json
 import time
 
-import model
+import core
 
 SR = 44100
 
@@ -22,7 +22,7 @@ SR = 44100
 def measure(kind: str, tracks: int, seconds: float, first: int = 1000) -> dict:
     from training.real_vocals import RealVocalsConfig, RealVocalTracks, find_data_root
 
-    d = model.load_config()["real_vocals"]
+    d = core.load_config()["real_vocals"]
     d["track_seconds"] = seconds
     if kind != "all":
         d["accompaniment"] = {k: float(k == kind) for k in d["accompaniment"]}

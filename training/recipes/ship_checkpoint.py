@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import core
 import model
 from model.checkpoint import atomic_torch_save, read_checkpoint
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ckpt = read_checkpoint(args.run_checkpoint)
         sep = model.checkpoint.separator_from_dict(ckpt, where=args.run_checkpoint)
-    except model.UserError as e:
+    except core.UserError as e:
         print(f"ship_checkpoint: error: {e}", file=sys.stderr)
         return 2
     meta = dict(ckpt.get("metadata") or {})
@@ -41,5 +42,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from model.signals import exit_fast
+    from core.signals import exit_fast
     exit_fast(main())

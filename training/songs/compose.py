@@ -11,13 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from training.songs.settings import SongsConfig
-
-MODES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-}
+from training.songs.styles import GROOVES, MODES
 
 # Chord progressions as scale degrees (0 = tonic); the first list suits major-like modes.
 PROGRESSIONS_MAJOR = [(0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (0, 3, 4, 3), (0, 3, 0, 4), (1, 4, 0, 0),
@@ -34,20 +28,6 @@ FORMS = [
     [("intro", 2), ("verse", 8), ("chorus", 8), ("verse", 8), ("chorus", 8), ("bridge", 4), ("solo", 8),
      ("chorus", 8), ("outro", 8)],
 ]
-
-# 16-step drum grooves: kick, snare, hat (x = hit, o = open hat, g = ghost note).
-GROOVES: dict[str, dict[str, str]] = {
-    "rock": {"kick": "x.......x.x.....", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
-    "pop": {"kick": "x.....x.x.......", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.xo"},
-    "disco": {"kick": "x...x...x...x...", "snare": "....x.......x...", "hat": "x.o.x.o.x.o.x.o."},
-    "funk": {"kick": "x..x..x...x..x..", "snare": "..g.x..g.g..x..g", "hat": "xxxxxxxxxxxxxxxx"},
-    "halftime": {"kick": "x.........x.....", "snare": "........x.......", "hat": "x.x.x.x.x.x.x.x."},
-    "hiphop": {"kick": "x.....x...x..x..", "snare": "....x.......x...", "hat": "x.x.x.x.x.xxx.x."},
-    "ballad": {"kick": "x.......x.......", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
-    "shuffle": {"kick": "x.....x.x.......", "snare": "....x.......x...", "hat": "x.xxx.xxx.xxx.xx"},
-    "reggae": {"kick": "........x.......", "snare": "........x.......", "hat": "x.x.x.x.x.x.x.x."},
-    "punk": {"kick": "x.x.x.x.x.x.x.x.", "snare": "....x.......x...", "hat": "x.x.x.x.x.x.x.x."},
-}
 
 # GM percussion keys.
 KICK, SNARE, SIDESTICK, CLAP, HAT_CLOSED, HAT_PEDAL, HAT_OPEN, CRASH, RIDE = 36, 38, 37, 39, 42, 44, 46, 49, 51

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model import ConfigError, load_config
+from core.config import load_config
+from core.errors import ConfigError
+from training.songs.styles import GROOVES, MODES
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,6 @@ class SongsConfig:
         missing = names - set(d)
         if unknown or missing:
             raise ConfigError(f"songs config: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-        from training.songs.compose import GROOVES, MODES  # local: compose imports this module
 
         cfg = cls(
             song_count=int(d["song_count"]),

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from model import ConfigError
+from core.errors import ConfigError
 from training.songs.compose import Song, compose_song
 from training.songs.instruments import render_stems
 from training.songs.production import activity, instrument_chain, master, pan_mono, vocal_chain

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from model.errors import UserError
+from core.errors import UserError
 from streaming.control.midi import MidiMap, fader_db, load_midi_map, parse_message
 from tests.streaming.conftest import ROOT
 

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 from torch._dynamo.utils import counters
 
+import core
 import model
 from streaming import StreamingSeparator
 from streaming.engine import compiled
@@ -95,7 +96,7 @@ def test_streaming_preset_compiled_equals_offline():
 def test_compile_settings():
     assert compiled.parse_setting(True) == "on" and compiled.parse_setting(False) == "off"
     assert compiled.parse_setting(None) == "auto" and compiled.parse_setting("Auto") == "auto"
-    with pytest.raises(model.UserError, match="auto, on, off"):
+    with pytest.raises(core.UserError, match="auto, on, off"):
         compiled.parse_setting("fast")
     assert compiled.wanted("auto", torch.device("cpu")) and not compiled.wanted("off", torch.device("cpu"))
 
@@ -113,7 +114,7 @@ def test_auto_falls_back_to_eager_with_one_warning_when_compiling_fails(capsys):
     with inductor_config.patch({"cpp.cxx": ("/bin/false",), "fx_graph_cache": False}):
         engine = StreamingSeparator(sep, device="cpu", compile="auto")
         engine.warm_up()
-        with pytest.raises(model.UserError, match="compiling the streaming step failed"):
+        with pytest.raises(core.UserError, match="compiling the streaming step failed"):
             StreamingSeparator(sep, device="cpu", compile="on").warm_up()
     err = capsys.readouterr().err
     assert engine.engine_kind == "eager"

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import core
 import model
 from streaming import StreamingSeparator
 
@@ -129,10 +130,10 @@ def test_nonfinite_input_is_zeroed_not_propagated(tiny_separator):
 
 
 def test_rejects_offline_separator_and_bad_chunks(tiny_separator):
-    with pytest.raises(model.UserError, match="causal"):
+    with pytest.raises(core.UserError, match="causal"):
         StreamingSeparator(model.build_separator("paper"), device="cpu")
     engine = StreamingSeparator(tiny_separator, device="cpu")
-    with pytest.raises(model.UserError, match=r"shape \(2, n\)"):
+    with pytest.raises(core.UserError, match=r"shape \(2, n\)"):
         engine.feed(np.zeros((3, 10), np.float32))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pedalboard
 import pytest
 
-from model.errors import UserError
+from core.errors import UserError
 from streaming.control.registry import ControlRegistry
 from streaming.processing.effects import EFFECTS, ChainsConfig, EffectChain, parse_effect_item, parse_fx
 from streaming.processing.keyshift import KeyChange, KeyConfig

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 import model
-from model.errors import UserError
+from core.errors import UserError
 from streaming.processing.keyshift import KeyConfig, KeyShiftStage, PitchShifter, check_semitones
 from tests.streaming.conftest import run_host
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from model.errors import UserError
+from core.errors import UserError
 from streaming.processing.meters import SILENCE_DB, MeterConfig, Meters
 from streaming.processing.stem_mixer import MixerConfig, StemMixer
 

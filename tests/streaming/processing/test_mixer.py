@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from model.errors import UserError
+from core.errors import UserError
 from streaming.processing.stem_mixer import MixerConfig, StemMixer, parse_gain, soft_limit
 
 STEMS = ("vocals", "drums", "bass", "other")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soxr
 
-from model.errors import UserError
+from core.errors import UserError
 from streaming.processing.resample import PolyphaseResampler, StreamResampler, chain_lag_frames, check_quality
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model.errors import UserError
+from core.errors import UserError
 from streaming.control.registry import Control, ControlRegistry
 from streaming.host.jack_ports import ProcessCallback
 from streaming.processing.routing import Route, Router, jack_layout, parse_route

@@ -241,7 +241,7 @@ def test_keys_and_strips_without_a_stream():
 
 
 def test_ui_default_and_errors(monkeypatch):
-    from model.errors import UserError
+    from core.errors import UserError
     assert want_ui(False, UI, True, False) is False
     assert want_ui(True, UI, True, True) is True                 # explicit --ui wins over -q
     assert want_ui(None, UiConfig(enabled="off"), True, False) is False

@@ -5,9 +5,9 @@ Two phases:
 * start-up (`quiet_startup`): from the moment a CLI package is imported with `python -m` until
   `run_cli` takes over, a stop signal prints one line and exits at once. Nothing has been written
   yet, and the imports (torch alone takes seconds) would otherwise end in a traceback.
-* the run (`stop_on_signals`, used by `model.errors.run_cli`): the first stop signal raises
+* the run (`stop_on_signals`, used by `core.errors.run_cli`): the first stop signal raises
   `Interrupted` (a `KeyboardInterrupt`) in the main thread, so `with`/`finally` blocks remove the
-  temporaries of unfinished outputs (`model.files`) and the previous outputs stay as they were. A
+  temporaries of unfinished outputs (`core.files`) and the previous outputs stay as they were. A
   live run that treats the signal as its normal stop catches it, finishes its recording and returns;
   `run_cli` still exits with 128 + signal number. A second stop signal exits at once.
 """

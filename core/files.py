@@ -3,7 +3,7 @@
 Every output (audio, stems, checkpoints, exports, JSON, plots, MIDI maps) is written to a temporary
 file beside its target, `.<name>.<pid>-<n>.partial<suffix>`, flushed and fsynced, and renamed over the
 target only when complete (`atomic_output`). A failure, an exception or a stop signal (see
-`model.signals`) removes the temporary, so the previous file stays byte for byte as it was and no
+`core.signals`) removes the temporary, so the previous file stays byte for byte as it was and no
 stray temporary is left. Only SIGKILL (or a power cut) can leave a temporary behind; the next write
 of the same target removes temporaries whose process is gone. Files get the usual mode (0666 minus
 the umask, 0644 typically), not mkstemp's 0600.

@@ -28,7 +28,7 @@ def run_cli(prog: str, run: Callable[[], int], interrupted: str = "") -> int:
     * a `UserError` -> `prog: error: ...`, exit 2;
     * an `OSError` (disk full, file too large, I/O error while writing or reading) -> exit 1;
     * SIGINT / SIGTERM / SIGHUP -> `prog: interrupted (SIGINT)`, exit 130 / 143 / 129. The signal is
-      raised as `model.signals.Interrupted` so that unfinished outputs remove their temporaries; a run
+      raised as `core.signals.Interrupted` so that unfinished outputs remove their temporaries; a run
       that treats it as its normal stop (a live recording) may catch it and return, and the exit code
       is still 128 + the signal number. The exception's `note` attribute (set by the code it passed
       through, e.g. which output was left unchanged) or `interrupted` is appended to that line.
