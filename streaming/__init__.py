@@ -24,6 +24,7 @@ for _name, _schema in {
     "ui": "streaming.ui.mixer_view:UiConfig",
 }.items():
     declare_section(_name, _schema, (COMMAND,))
+del _name, _schema
 
 from .engine.separator import StreamingSeparator
 

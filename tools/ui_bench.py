@@ -17,6 +17,7 @@ demo` in real time. STREAMING ARGS after `--` are `python -m streaming` options 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
@@ -118,19 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         for flag, path in (("--json", args.json), ("--screenshot", args.screenshot)):
             if path and not Path(path).resolve().parent.is_dir():
                 raise UserError(f"{flag}: folder does not exist: {Path(path).resolve().parent}")
-        jack = None
         if args.jack_server:
             os.environ["JACK_DEFAULT_SERVER"] = args.jack_server
-        else:
-            jack = JackDummyServer(prefix="ui-bench").__enter__()
-            os.environ["JACK_DEFAULT_SERVER"] = jack.name
-        try:
-            return _bench(args, streaming_args)
-        finally:
-            if "sounddevice" in sys.modules:         # PortAudio lets go of the server before it stops
-                sys.modules["sounddevice"]._terminate()
+        with contextlib.nullcontext() if args.jack_server else JackDummyServer(prefix="ui-bench") as jack:
             if jack is not None:
-                jack.__exit__()
+                os.environ["JACK_DEFAULT_SERVER"] = jack.name
+            try:
+                return _bench(args, streaming_args)
+            finally:
+                if "sounddevice" in sys.modules:         # PortAudio lets go of the server before it stops
+                    sys.modules["sounddevice"]._terminate()
     return run_cli("python -m tools.ui_bench", run)
 
 
