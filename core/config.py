@@ -75,10 +75,12 @@ def _schema(spec: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def check_config(config: dict[str, Any], command: str | None = None, reads: Iterable[str] = ()) -> None:
+def check_config(config: dict[str, Any], command: str | None = None, reads: Iterable[str] = ()) -> dict[str, Any]:
     """Refuse unknown top-level sections; check every declared section `command` reads (None: every
     declared section), and the sections `reads` names (a command that reads another package's section:
-    that package must be imported first, which declares it)."""
+    that package must be imported first, which declares it). -> section name -> its checked value (the
+    schema's dataclass, or what its checking function returned), for the sections present and checked:
+    a command builds each section once, here, and uses these."""
     reads = tuple(reads)
     undeclared = [r for r in reads if r not in SECTIONS]
     if undeclared:
@@ -89,25 +91,33 @@ def check_config(config: dict[str, Any], command: str | None = None, reads: Iter
     if unknown:
         raise ConfigError(f"config: unknown section{'s' if len(unknown) > 1 else ''} "
                           f"{', '.join(map(repr, unknown))}; expected one of {', '.join(known)}")
+    checked: dict[str, Any] = {}
     for name, (spec, commands) in SECTIONS.items():
         if name not in config or (command is not None and command not in commands and "*" not in commands
                                   and name not in reads):
             continue
         schema = _schema(spec)
         if dataclasses.is_dataclass(schema) and not hasattr(schema, "from_config"):
-            build(schema, config[name], f"config {name}")
+            checked[name] = build(schema, config[name], f"config {name}")
         else:
-            (schema.from_config if dataclasses.is_dataclass(schema) else schema)(config)
+            checked[name] = (schema.from_config if dataclasses.is_dataclass(schema) else schema)(config)
+    return checked
 
 
-def resolve_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                   command: str | None = None, reads: Iterable[str] = ()) -> dict[str, Any]:
-    """The configuration a command runs with: config.yaml, deep-merged with the YAML file `path`
-    (`--config`) and `overrides` (values from CLI flags, same layout), checked (`check_config`)."""
+def resolve_sections(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                     command: str | None = None, reads: Iterable[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the configuration a command runs with, its checked sections): config.yaml deep-merged with the YAML
+    file `path` (`--config`) and `overrides` (values from CLI flags, same layout), checked once
+    (`check_config`)."""
     config = load_config()
     if path is not None:
         config = merge_config(config, load_config(path))
     if overrides:
         config = merge_config(config, overrides)
-    check_config(config, command, reads)
-    return config
+    return config, check_config(config, command, reads)
+
+
+def resolve_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                   command: str | None = None, reads: Iterable[str] = ()) -> dict[str, Any]:
+    """The configuration a command runs with, checked (`resolve_sections` without the sections)."""
+    return resolve_sections(path, overrides, command, reads)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.errors import UserError, run_cli
+from core.errors import run_cli
 
 EPILOG = """\
 inputs : mic | default (default input device), a device index or name substring, an audio file
@@ -113,322 +113,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(path: str | None) -> dict:
-    from core.config import resolve_config
-
-    from . import COMMAND
-    return resolve_config(path, command=COMMAND)
-
-
-def _separator(args, config: dict):
-    import model
-    sep, where = model.resolve_separator(args.checkpoint, args.preset, config,
-                                         warn=lambda m: print(m, file=sys.stderr))
-    if args.preset:
-        print(f"streaming: using the {where} (no checkpoint)", file=sys.stderr)
-    if not sep.causal:
-        raise UserError(f"{where}: expected a causal (streaming) model, got an offline one")
-    return sep, where
-
-
-def _torch_device(name: str | None) -> str:
-    import torch
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: expected a CUDA GPU, none is available")
-    return name or "cpu"
-
-
-def _engine(args, sep, config, file_seconds: float | None = None):
-    """The streaming engine, compiled (when asked) and warmed up before any stream opens. `file_seconds`: the
-    length of a file -> file run's input; with compile auto, shorter than `streaming.compile_min_file_s` and
-    no cached build, the run stays eager (compiling the step takes longer than the whole eager run)."""
-    from .engine.separator import EngineConfig, StreamingSeparator
-    eng_cfg = EngineConfig.from_config(config)
-    setting = eng_cfg.compile if args.compile is None else args.compile
-    engine = StreamingSeparator(sep, device=_torch_device(args.device), compile=setting, threads=eng_cfg.threads)
-    if file_seconds is not None and file_seconds < eng_cfg.compile_min_file_s and engine.skip_compile_unless_cached():
-        print(f"streaming: eager step for this {file_seconds:.0f} s file (compiling pays off from "
-              f"{eng_cfg.compile_min_file_s:g} s: streaming.compile_min_file_s; --compile forces it)", file=sys.stderr)
-    if engine.compiles_on_warm_up:
-        from .engine.compiled import cache_dir
-        print(f"streaming: compiling the streaming step for {engine.device.type} (cached in {cache_dir()}; "
-              "a first start takes up to a minute)...", file=sys.stderr, flush=True)
-    engine.warm_up()
-    if engine.compile_s:
-        print(f"streaming: {engine.engine_kind} step ready in {engine.compile_s:.1f} s", file=sys.stderr)
-    return engine
-
-
-def _mixer(args, stems, config):
-    from .processing.stem_mixer import MixerConfig, StemMixer, parse_gain
-    mixer = StemMixer(stems, MixerConfig.from_config(config))
-    for s in args.mute:
-        mixer.set_mute(s, True)
-    for s in args.solo:
-        mixer.set_solo(s, True)
-    for spec in args.gain:
-        stem, db = parse_gain(spec)
-        mixer.set_gain_db(stem, db)
-    mixer.set_master_db(args.master)
-    mixer._current = mixer._targets()   # start at the requested gains, no fade-in
-    both = sorted(set(args.mute) & set(args.solo))
-    if both:
-        raise UserError(f"--mute and --solo of the same stem ({', '.join(both)}) contradict each other; "
-                        "expected one of them per stem")
-    if not mixer._targets().any():
-        print("warning: every stem is silent with these --mute / --solo / --gain flags; the output starts silent",
-              file=sys.stderr)
-    return mixer
-
-
-def _processing(args, config: dict, sep, mixer, midi_cfg, key_bound: bool):
-    """Key change, effect chains, the control registry and the mic's chain specs from config + flags."""
-    from .control.registry import ControlRegistry, register_mixer
-    from .processing.effects import ChainsConfig
-    from .processing.keyshift import KeyConfig, check_semitones
-    from .processing.mic import MicConfig
-    from .processing.stem_fx import StemEffects, build_key, chain_specs, register_key
-    key_cfg = KeyConfig.from_config(config)
-    if args.key is not None:
-        check_semitones(args.key, key_cfg.range)
-    check_semitones(key_cfg.semitones, key_cfg.range, "config key.semitones")
-    specs = chain_specs(ChainsConfig.from_config(config), args.fx, tuple(sep.stems))
-    mic_cfg = MicConfig.from_config(config)
-    mic_channel = args.mic if args.mic is not None else mic_cfg.channel
-    if mic_channel is not None and mic_channel < 1:
-        raise UserError(f"--mic: expected a 1-based input channel >= 1, got {mic_channel}")
-    if "mic" in {a.partition("=")[0].strip() for a in args.fx} and mic_channel is None:
-        raise UserError("--fx mic=...: there is no mic; expected --mic CHANNEL as well")
-    key = build_key(tuple(sep.stems), sep.sample_rate, key_cfg, args.key, key_bound)
-    fx = StemEffects(tuple(sep.stems), sep.sample_rate, specs, key)
-    controls = ControlRegistry(midi_cfg.queue_size)
-    register_mixer(controls, mixer, midi_cfg.fader_max_db)
-    register_key(controls, key, key_cfg)
-    fx.register(controls)
-    mic = None
-    if mic_channel is not None:
-        mic = {"specs": specs.get("mic", ()), "channel": mic_channel - 1,
-               "level_db": args.mic_level if args.mic_level is not None else mic_cfg.level_db,
-               "prefill_blocks": mic_cfg.prefill_blocks}
-    return fx, key, controls, mic
-
-
-def _mic_control_names(mic: dict | None, sample_rate: int, max_db: float) -> list[str]:
-    """The mic's control names (its chain is built at the device rate later; the names do not depend on it)."""
-    if mic is None:
-        return []
-    from .control.registry import ControlRegistry
-    from .processing.mic import MicPath
-    reg = ControlRegistry()
-    MicPath(mic["specs"], sample_rate, mic["level_db"]).register(reg, max_db)
-    return reg.names()
-
-
-def parse_channels(spec: str | None) -> tuple[int, ...]:
-    if not spec:
-        return ()
-    try:
-        chans = tuple(int(c) - 1 for c in spec.split(","))
-    except ValueError:
-        raise UserError(f"--channels: expected 1-based channel numbers like 1,2, got {spec!r}") from None
-    if not 1 <= len(chans) <= 2 or min(chans) < 0 or len(set(chans)) != len(chans):
-        raise UserError(f"--channels: expected one or two distinct channels >= 1, got {spec!r}")
-    return chans
+def _say_mode(p, where: str) -> None:
+    """What --latency-mode chose, and a warning when its model has random weights."""
+    mode, host = p.settings.mode, p.settings.host
+    if mode is None:
+        return
+    if p.live:
+        what = (f"block {host.blocksize}, head-start margin {host.prefill_margin_ms:g} ms "
+                f"(p{host.prefill_quantile:g} of the measured worker time)")
+    else:
+        what = f"its block {host.blocksize} and head start apply to live runs only"
+    random = "random weights" in where.lower()
+    print(f"streaming: latency mode {mode.name}: {where}, {what}"
+          + ("\nstreaming: WARNING: this mode's model has RANDOM weights (no trained checkpoint "
+             f"{mode.checkpoint_path()} yet): the output is NOT a separation" if random else ""), file=sys.stderr)
 
 
 def run(args) -> int:
-    from core.files import check_output_file
-    from core.schema import replace
-
-    from .control.midi import (
-        MidiConfig,
-        MidiMap,
-        list_midi_ports,
-        load_midi_map,
-        midi_learn,
-        open_midi_input,
-        save_midi_map,
-    )
-    from .host.config import HostConfig
-    from .host.sources import list_devices, open_source, resolve_input, resolve_output
-    from .processing.meters import MeterConfig
-    from .processing.routing import Router, RoutingConfig, parse_route
-
-    config = _config(args.config)
-    host_cfg = HostConfig.from_config(config)
-    flags = {"blocksize": "--blocksize", "latency": "--latency", "late_policy": "--late"}
-    overrides = {k: v for k, v in (("blocksize", args.blocksize), ("latency", args.latency),
-                                   ("late_policy", args.late)) if v is not None}
-    if overrides:
-        host_cfg = replace(host_cfg, flags, **overrides)
-    mode = None
-    if args.latency_mode:
-        from .host.latency_modes import get_mode
-        mode = get_mode(config, args.latency_mode)
-        host_cfg = mode.host_config(host_cfg, blocksize_given=args.blocksize is not None)
-        if not args.checkpoint and not args.preset:
-            args.checkpoint, args.preset = mode.model_choice()
-    midi_cfg = MidiConfig.from_config(config)
+    """One `python -m streaming` run: settings -> plan -> build -> host (streaming/plan.py)."""
+    from .settings import load_separator, settings_from_args
+    settings = settings_from_args(args)
     if args.list_devices:
+        from .host.sources import list_devices
         print(list_devices())
         return 0
     if args.list_midi:
-        print("\n".join(list_midi_ports(midi_cfg)) or "no MIDI input ports")
+        from .control.midi import list_midi_ports
+        print("\n".join(list_midi_ports(settings.midi)) or "no MIDI input ports")
         return 0
-    if args.duration is not None and not 0 < args.duration < 1e7:
-        raise UserError(f"--duration: expected a finite number of seconds > 0, got {args.duration}")
-    if args.midi_learn and not args.midi:
-        raise UserError("--midi-learn FILE needs --midi PORT (the controller to learn from)")
-    if args.midi_learn_params and not args.midi_learn:
-        raise UserError("--midi-learn-params NAMES needs --midi-learn FILE")
-    if args.midi_map and not args.midi:
-        raise UserError("--midi-map FILE needs --midi PORT")
-    if args.jack_ports and args.route:
-        raise UserError("--jack-ports gives every source its own named ports; expected either it or --route")
-    routing_cfg = RoutingConfig.from_config(config)
-    routes = [parse_route(r) for r in args.route]
-    # Everything that can be checked before the model loads: endpoints and output paths.
-    in_ep = out_ep = None
-    if not (args.midi_learn or args.list_controls):
-        in_ep = resolve_input(args.input)
-        out_ep = resolve_output(args.output)
-        if out_ep.kind == "file":
-            check_output_file(out_ep.path, "--output", [in_ep.path] if in_ep.kind == "file" else [])
-    for path, flag in ((args.stats_json, "--stats-json"), (args.midi_learn, "--midi-learn")):
-        if path:
-            check_output_file(path, flag, [p for p in (args.input, args.midi_map, args.config) if p])
-    in_channels = parse_channels(args.channels)
-    source = open_source(in_ep, in_channels) if in_ep is not None and in_ep.kind != "device" else None
-
-    sep, where = _separator(args, config)
-    if mode is not None:
-        random = "random weights" in where.lower()
-        print(f"streaming: latency mode {mode.name}: {where}, block {host_cfg.blocksize}, head-start margin "
-              f"{host_cfg.prefill_margin_ms:g} ms (p{host_cfg.prefill_quantile:g} of the measured worker time)"
-              + ("\nstreaming: WARNING: this mode's model has RANDOM weights (no trained checkpoint "
-                 f"{mode.checkpoint_path()} yet): the output is NOT a separation" if random else ""),
-              file=sys.stderr)
-    stems = sep.stems
-    # Whether a MIDI binding can change the key decides if the key shifter runs (see keyshift.KeyChange).
-    learn_params = tuple(p.strip() for p in (args.midi_learn_params or "").split(",") if p.strip())
-    if args.midi_map and args.midi:
-        raw_map = load_midi_map(args.midi_map, stems)
-    elif args.midi:
-        raw_map = MidiMap.from_list(list(midi_cfg.default_map), stems, strict=False, where="config midi.default_map")
-    else:
-        raw_map = None
-    key_bound = "key" in learn_params or (raw_map is not None and "key" in raw_map.params())
-    mixer = _mixer(args, stems, config)
-    fx, _key, controls, mic = _processing(args, config, sep, mixer, midi_cfg, key_bound)
-    names = controls.names() + _mic_control_names(mic, sep.sample_rate, mixer.cfg.max_gain_db)
-    Router(routes, stems, mic is not None)          # unknown sources fail here, before any audio
-    if args.list_controls:
-        for name in names:
-            c = controls.controls.get(name)
-            print(name if c is None else f"{name:40s} {c.minimum:g}..{c.maximum:g} {c.unit}  (now {c.value:g})")
+    from .build import make_engine
+    from .host.report import summary
+    from .launch import learn_midi, list_controls, open_source_of, run_plan
+    from .plan import plan
+    sep, where = load_separator(settings, args.checkpoint, args.preset)
+    p = plan(settings, args, tuple(sep.stems))
+    if p.action == "list-controls":
+        print(list_controls(p, make_engine(p, sep)))
         return 0
-    if args.midi_learn:
-        unknown = [p for p in learn_params if p not in names]
-        if unknown:
-            raise UserError(f"--midi-learn-params: unknown control {unknown[0]!r}; expected some of: {', '.join(names)}")
-        midi_in, port = open_midi_input(args.midi, midi_cfg)
-        print(f"midi-learn: listening on {port}; stems: {', '.join(stems)}", file=sys.stderr)
-        try:
-            learned = midi_learn(midi_in, stems, midi_cfg, params=learn_params)
-        finally:
-            midi_in.delete()
-        save_midi_map(learned, args.midi_learn)
-        print(f"midi-learn: wrote {len(learned.bindings)} bindings to {args.midi_learn}", file=sys.stderr)
+    if p.action == "midi-learn":
+        learn_midi(p, make_engine(p, sep))
         return 0
-
-    use_ui, ui_cfg = _ui(args, config, live=in_ep.kind == "device" or out_ep.kind == "device")
-    file_seconds = None
-    if in_ep.kind != "device" and out_ep.kind == "file" and source is not None and getattr(source, "frames", 0):
-        file_seconds = source.frames / source.rate
-    engine = _engine(args, sep, config, file_seconds)
-
-    if args.jack_ports and out_ep.kind != "device":
-        raise UserError("--jack-ports: expected the output to be the JACK server (leave out --output FILE)")
-    if mic is not None and (in_ep.kind != "device" or out_ep.kind != "device"):
-        raise UserError("--mic: expected an audio interface for input and output (the singer hears the mic live)")
-
-    midi = None
-    try:
-        if in_ep.kind != "device" and out_ep.kind == "file":
-            from .host.file_run import run_file_to_file
-            midi = _open_midi(args, raw_map, stems, controls, midi_cfg)
-            print(f"streaming: {source.name} -> {out_ep.path} ({where}; stems {', '.join(stems)})", file=sys.stderr)
-            router = Router(routes, stems, False) if routes else None
-            stats = run_file_to_file(source, out_ep.path, engine, mixer, host_cfg, args.duration, controls, fx, router)
-        else:
-            from .host.live_host import LiveHost
-            host = LiveHost(engine, mixer, host_cfg, in_device=in_ep.device if source is None else None,
-                            in_channels=in_channels, source=source,
-                            out_device=out_ep.device if out_ep.kind == "device" else None,
-                            out_path=out_ep.path if out_ep.kind == "file" else None,
-                            samplerate=args.samplerate or host_cfg.samplerate, status=not (args.quiet or use_ui),
-                            controls=controls, fx=fx, routes=routes or None,
-                            mic=None if mic is None else mic["specs"],
-                            mic_channel=None if mic is None else mic["channel"],
-                            mic_level_db=0.0 if mic is None else mic["level_db"],
-                            mic_prefill_blocks=2 if mic is None else mic["prefill_blocks"],
-                            jack_client=routing_cfg.jack_client_name if args.jack_ports else None,
-                            meter_cfg=MeterConfig.from_config(config))
-            midi = host.midi = _open_midi(args, raw_map, stems, controls, midi_cfg)
-            ports = f"; JACK ports {', '.join(host.port_names)}" if host.port_names else ""
-            print(f"streaming: {in_ep.name} -> {out_ep.name} at {host.rate} Hz, block {host.blocksize} "
-                  f"({where}; stems {', '.join(stems)}{ports}); Ctrl-C stops", file=sys.stderr)
-            main_loop = None
-            if use_ui:
-                from .ui.mixer_app import mixer_main_loop
-                main_loop = mixer_main_loop(host, ui_cfg, where, f"{in_ep.name} -> {out_ep.name} at {host.rate} Hz, "
-                                            f"block {host.blocksize}")
-            stats = host.run(args.duration, main_loop=main_loop)
-    finally:
-        if midi is not None:
-            midi.close()
-
-    from .host.report import stats_dict, summary, write_stats_json
-    d = stats_dict(stats, engine, mixer, midi)
-    d["model"] = where
-    d["stems"] = list(stems)
-    d["key_semitones"] = controls.value("key") if "key" in controls else 0.0
-    d["chains"] = fx.describe()
-    d["controls"] = controls.snapshot()
-    if args.stats_json:
-        write_stats_json(d, args.stats_json)
-    print(summary(d), file=sys.stderr)
+    _say_mode(p, where)
+    print(summary(run_plan(p, make_engine(p, sep), where, open_source_of(p))), file=sys.stderr)
     return 0
-
-
-def _ui(args, config: dict, live: bool):
-    """(show the terminal mixer?, UiConfig). Explicit --ui needs textual and a live run; auto falls back to the
-    status line without textual."""
-    from .ui.mixer_view import UiConfig, want_ui
-    ui_cfg = UiConfig.from_config(config)
-    use = want_ui(args.ui, ui_cfg, live, args.quiet)
-    if use:
-        try:
-            import textual  # noqa: F401
-        except ImportError as e:
-            if args.ui:
-                raise UserError(f"--ui needs the textual package ({e}); expected `pip install textual`") from None
-            use = False
-    return use, ui_cfg
-
-
-def _open_midi(args, raw_map, stems, controls, midi_cfg):
-    """The MIDI input with its map checked against the controls that exist (the map file strictly; the
-    default map skips bindings to controls this run lacks)."""
-    if not args.midi:
-        return None
-    from .control.midi import MidiControl, MidiMap, open_midi_input
-    midi_map = MidiMap(raw_map.bindings, stems, strict=bool(args.midi_map),
-                       where=f"MIDI map {args.midi_map}" if args.midi_map else "config midi.default_map",
-                       controls=controls.names())
-    midi_in, port = open_midi_input(args.midi, midi_cfg)
-    print(f"streaming: MIDI from {port} ({len(midi_map.bindings)} bindings)", file=sys.stderr)
-    return MidiControl(midi_in, midi_map, midi_cfg, controls)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,12 +20,14 @@ DEFAULT_FX = ["vocals=compressor:threshold_db=-20,ratio=3", "vocals=peak:cutoff_
 
 
 def measure(fx_args: list[str], key: float | None, block: int, seconds: float, rate: int = 44100) -> dict:
-    from streaming.processing.effects import ChainsConfig
-    from streaming.processing.keyshift import KeyConfig
-    from streaming.processing.stem_fx import StemEffects, build_key, chain_specs
-    stems = ("vocals", "accompaniment")
-    specs = chain_specs(ChainsConfig(), fx_args, stems)
-    fx = StemEffects(stems, rate, specs, build_key(stems, rate, KeyConfig(), key, key_bound=False))
+    from streaming.build import build_effects
+    from streaming.cli import build_parser
+    from streaming.plan import plan
+    from streaming.settings import load_settings
+    # The host's own way: the plan of `python -m streaming --fx ... --key ...`, its effects built.
+    flags = [f for a in fx_args for f in ("--fx", a)] + ([] if key is None else ["--key", str(key)])
+    args = build_parser().parse_args(["--list-controls", *flags])
+    fx = build_effects(plan(load_settings(), args, ("vocals", "accompaniment")), rate)
     x = (0.1 * np.random.default_rng(0).standard_normal((2, 2, int(seconds * rate)))).astype(np.float32)
     for i in range(0, 8 * block, block):                 # warm-up (numba compile, first-call allocations)
         fx.process_stems(x[:, :, i:i + block])

@@ -318,7 +318,7 @@ def separate_track(sep: model.Separator, spec: str, folder: Path, stems: list[st
 
 
 def _channels(spec: str | None) -> tuple[int, ...]:
-    from streaming.cli import parse_channels as parse
+    from streaming.host.sources import parse_channels as parse
     return parse(spec)
 
 

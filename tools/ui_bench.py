@@ -48,17 +48,11 @@ def _looped_demo(rate: int, seconds: float):
 
 def one_run(setup, seconds: float, ui: bool, screenshot: str | None = None) -> dict:
     """One live run of `seconds` (the mixer open when `ui`) -> its figures."""
-    from streaming.host.live_host import LiveHost
-    from streaming.processing.meters import MeterConfig
+    from streaming.launch import open_live
     from streaming.ui.mixer_app import headless_main_loop
-    from streaming.ui.mixer_view import UiConfig
     s = setup
-    mixer = s["cli"]._mixer(s["args"], s["sep"].stems, s["config"])
-    fx, _, controls, _ = s["cli"]._processing(s["args"], s["config"], s["sep"], mixer, s["midi_cfg"], False)
-    host = LiveHost(s["engine"], mixer, s["host_cfg"], source=_looped_demo(s["rate"], seconds), out_device=s["out"],
-                    samplerate=s["rate"], controls=controls, fx=fx, status=False,
-                    meter_cfg=MeterConfig.from_config(s["config"]))
-    ui_cfg = UiConfig.from_config(s["config"])
+    host = open_live(s["plan"], s["engine"], source=_looped_demo(s["rate"], seconds))
+    ui_cfg = s["plan"].settings.ui
     main_loop = None
     if ui:
         async def script(app, pilot):
@@ -133,20 +127,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bench(args, streaming_args: list[str]) -> int:
+    import dataclasses
+
     import sounddevice as sd
 
     from streaming import cli
-    from streaming.control.midi import MidiConfig
-    from streaming.host.config import HostConfig
-    from streaming.host.sources import resolve_output
-    sargs = cli.build_parser().parse_args(streaming_args)
-    config = cli._config(sargs.config)
-    sep, where = cli._separator(sargs, config)
-    out = resolve_output("speakers")
+    from streaming.build import make_engine, warm_engine
+    from streaming.host.sources import find_device, parse_output
+    from streaming.plan import plan
+    from streaming.settings import load_separator, settings_from_args
+    # The CLI's way (settings -> plan -> build -> host), playing the looped demo to the server, no status line.
+    sargs = cli.build_parser().parse_args([*streaming_args, "--input", "demo", "--output", "speakers", "-q",
+                                           "--no-ui"])
+    out = find_device(parse_output("speakers"), "output")
     rate = int(sd.query_devices(out.device)["default_samplerate"])
-    setup = {"cli": cli, "args": sargs, "config": config, "sep": sep, "where": where, "out": out.device,
-             "rate": rate, "host_cfg": HostConfig.from_config(config), "midi_cfg": MidiConfig.from_config(config),
-             "engine": cli._engine(sargs, sep, config)}
+    settings = settings_from_args(sargs)
+    settings = dataclasses.replace(settings, host=dataclasses.replace(settings.host, samplerate=rate))
+    sep, where = load_separator(settings, sargs.checkpoint, sargs.preset)
+    p = plan(settings, sargs, tuple(sep.stems))
+    engine = make_engine(p, sep)
+    warm_engine(p, engine)
+    setup = {"plan": p, "where": where, "rate": rate, "engine": engine}
     runs = []
     shot = args.screenshot
     for _ in range(args.rounds):

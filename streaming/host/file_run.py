@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import time
 
-from ..processing.remix_chain import AlignedWriter, RemixChain
+from ..processing.remix_chain import AlignedWriter
 from .config import HostConfig
 from .report import RunStats
 from .sources import FileSink
 
 
-def run_file_to_file(source, out_path, engine, mixer, cfg: HostConfig, duration: float | None = None,
-                     controls=None, fx=None, router=None) -> RunStats:
+def run_file_to_file(source, out_path, pieces, cfg: HostConfig, duration: float | None = None) -> RunStats:
     """source: FileSource / ArraySource (N, C) at its own rate -> out_path (N', K), N' = N or the frames
     read before `duration` / Ctrl-C; K = 2, or the routed channels (one multichannel file).
-    controls: a ControlRegistry whose queued requests (MIDI) apply between blocks."""
-    chain = RemixChain(engine, mixer, source.rate, cfg.file_resample_quality, fx=fx, router=router)
+    pieces: build.Pieces built at the source's rate; its controls' queued requests (MIDI) apply between blocks."""
+    chain, controls, engine = pieces.chain, pieces.controls, pieces.chain.engine
     stats = RunStats(mode="file->file", io_sample_rate=source.rate, model_sample_rate=engine.sample_rate,
                      blocksize=cfg.file_block, algorithmic_latency_ms=engine.latency_ms,
                      chain_latency_ms=chain.fx_latency_ms)

@@ -35,6 +35,11 @@ def jack_module():
 
 def server_format(client_name: str) -> tuple[int, int]:
     """(sample rate, period frames) of the running JACK server."""
+    return server_info(client_name)[:2]
+
+
+def server_info(client_name: str) -> tuple[int, int, int]:
+    """(sample rate, period frames, physical capture ports) of the running JACK server."""
     jack = jack_module()
     try:
         client = jack.Client(f"{client_name}-probe", no_start_server=True)
@@ -42,7 +47,8 @@ def server_format(client_name: str) -> tuple[int, int]:
         raise UserError(f"--jack-ports: cannot connect to a JACK server ({e}); expected a running jackd "
                         "or PipeWire-JACK") from None
     try:
-        return int(client.samplerate), int(client.blocksize)
+        captures = client.get_ports(is_audio=True, is_output=True, is_physical=True)
+        return int(client.samplerate), int(client.blocksize), len(captures)
     finally:
         client.close()
 

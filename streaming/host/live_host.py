@@ -25,11 +25,11 @@ from core.errors import UserError
 from core.signals import stop_on_signals
 
 from ..engine import cpu
-from ..processing.remix_chain import AlignedWriter, RemixChain
+from ..processing.remix_chain import AlignedWriter
 from ..processing.resample import chain_lag_frames
-from ..processing.routing import Router, default_routes, jack_layout
 from . import headstart
 from .config import HostConfig
+from .devices import DeviceFormat
 from .report import RunStats, latency_line, status_line
 from .ring import AudioRing
 from .sources import FileSink
@@ -41,103 +41,33 @@ WAKE_MS = 0.2  # allowance for the worker's wake-up after the callback posts inp
 class LiveHost:
     """One live run. `run(duration)` blocks until the duration, end of file or Ctrl-C -> RunStats."""
 
-    def __init__(self, engine, mixer, cfg: HostConfig, in_device: int | None = None, in_channels: tuple[int, ...] = (),
-                 source=None, out_device: int | None = None, out_path=None, samplerate: int | None = None,
-                 midi=None, status: bool = True, controls=None, fx=None, routes=None, mic=None,
-                 mic_channel: int | None = None, mic_level_db: float = 0.0, mic_prefill_blocks: int = 2,
-                 jack_client: str | None = None, meter_cfg=None):
-        """fx: stem_fx.StemEffects; routes: [routing.Route] (None: the mix on 1-2); mic: the mic chain's effect
-        specs (a tuple, maybe empty) for input column `mic_channel` (0-based), None: no mic; controls: the
-        ControlRegistry applied between blocks (the mic's controls are added to it); jack_client: open this
-        JACK client with named ports (routing.jack_layout) instead of a PortAudio stream; meter_cfg: the
-        meters.MeterConfig of the meters the worker publishes (`self.chain.meters`)."""
+    def __init__(self, pieces, fmt: DeviceFormat, cfg: HostConfig, source=None, out_path=None, status: bool = True):
+        """pieces: build.Pieces (the remix chain with its mixer, effects and router; the mic path; the controls,
+        applied between blocks); fmt: the negotiated devices.DeviceFormat; source: the file / demo input of a
+        file -> device run (None: the input device); out_path: the file of a device -> file run."""
         import sounddevice as sd
         self.sd = sd
-        self.engine, self.mixer, self.cfg, self.midi = engine, mixer, cfg, midi
-        self.controls, self.mic, self.jack_client = controls, mic, jack_client
-        self.in_device, self.out_device, self.source, self.out_path = in_device, out_device, source, out_path
+        self.pieces = pieces
+        self.chain, self.engine, self.mixer = pieces.chain, pieces.chain.engine, pieces.mixer
+        self.controls, self.mic, self.router = pieces.controls, pieces.mic, pieces.router
+        self.cfg, self.fmt, self.midi = cfg, fmt, None
+        self.jack_client = fmt.jack_client
+        self.in_device, self.out_device, self.source, self.out_path = fmt.in_device, fmt.out_device, source, out_path
         self.show_status = status
-        assert (in_device is not None) != (source is not None), "exactly one of an input device or a file source"
-        assert not (out_device is None and out_path is None), "an output device or an output file"
-        self.rate = int(samplerate or (source.rate if source is not None and out_device is None else 0)
-                        or self._device_rate())
-        jack_format = None
-        if jack_client:
-            from .jack_ports import server_format
-            jack_format = server_format(jack_client)
-            if samplerate and int(samplerate) != jack_format[0]:
-                raise UserError(f"--samplerate {samplerate}: the JACK server runs at {jack_format[0]} Hz; "
-                                "expected that rate (or leave --samplerate out)")
-            self.rate = jack_format[0]
-        if source is not None and source.rate != self.rate:
-            raise UserError(f"the input file runs at {source.rate} Hz but the output device at {self.rate} Hz; "
-                            "expected equal rates (pass --samplerate or convert the file)")
-        self.blocksize = int(cfg.blocksize) if jack_format is None else jack_format[1]
-        self._pa_blocksize = self.blocksize
-        period = self._jack_period() if jack_format is None else None
-        if period is not None:
-            # PortAudio's JACK host API with a fixed frames-per-buffer delays the output by one more block of its
-            # own (measured with tools.roundtrip); unspecified (0) hands JACK's period straight to the callback.
-            self._pa_blocksize, self.blocksize = 0, period
-        # Input channel selection (0-based columns of the device input).
-        if in_device is not None:
-            max_in = int(sd.query_devices(in_device)["max_input_channels"])
-            chans = in_channels or tuple(range(min(2, max_in)))
-            if mic is not None and mic_channel in chans and not in_channels:
-                chans = tuple(c for c in range(max_in) if c != mic_channel)[:2]
-            if not chans or max(chans) >= max_in or min(chans) < 0 or len(chans) > 2:
-                raise UserError(f"--channels: expected 1 or 2 input channels between 1 and {max_in}, "
-                                f"got {','.join(str(c + 1) for c in chans) or 'none'}")
-            if mic is not None:
-                if mic_channel is None or not 0 <= mic_channel < max_in:
-                    raise UserError(f"--mic: expected an input channel between 1 and {max_in} of this device, got "
-                                    f"{'none' if mic_channel is None else mic_channel + 1}")
-                if mic_channel in chans:
-                    raise UserError(f"--mic {mic_channel + 1}: that channel is also a music input (--channels); "
-                                    "expected a separate channel for the microphone")
-            self.in_cols = chans
-            self.dev_in_channels = max((*chans, *(() if mic is None else (mic_channel,)))) + 1
-        else:
-            self.in_cols, self.dev_in_channels = (), 0
-            if mic is not None:
-                raise UserError("--mic: expected an audio input device (the mic is one of its channels); "
-                                "the input is a file")
-        if mic is not None and out_device is None:
-            raise UserError("--mic: expected an output device (the singer hears the mic live); the output is a file")
-        self.mic_channel = mic_channel if mic is not None else None
-        if mic is not None:
-            from ..processing.mic import MicPath
-            mic = MicPath(tuple(mic), self.rate, mic_level_db)
-            if controls is not None:
-                mic.register(controls, mixer.cfg.max_gain_db)
-            self.mic = mic
-        self.port_names = None
-        if jack_client:
-            jack_routes, self.port_names = jack_layout(tuple(mixer.stems), mic is not None)
-            self.router = Router(jack_routes, mixer.stems, mic is not None)
-        elif routes:
-            dev_out = None if out_device is None else int(sd.query_devices(out_device)["max_output_channels"])
-            self.router = Router(list(routes), mixer.stems, mic is not None, out_channels=dev_out)
-        elif mic is not None:
-            dev_out = int(sd.query_devices(out_device)["max_output_channels"])
-            self.router = Router(default_routes(dev_out), mixer.stems, True)
-        else:
-            self.router = None
-        if out_device is None:
-            self.out_channels = 0
-        elif self.router is not None:
-            self.out_channels = self.router.n_channels
-        else:
-            self.out_channels = min(2, int(sd.query_devices(out_device)["max_output_channels"]))
-        if not jack_client:
+        assert fmt.in_live != (source is not None), "exactly one of a live input or a file source"
+        assert fmt.out_live != (out_path is not None), "exactly one of a live output or an output file"
+        self.rate, self.blocksize, self._pa_blocksize = fmt.rate, fmt.blocksize, fmt.pa_blocksize
+        self.in_cols, self.dev_in_channels, self.mic_channel = fmt.in_cols, fmt.dev_in_channels, fmt.mic_channel
+        self.port_names = list(self.router.port_names) if fmt.jack_client else None
+        self.out_channels = self.chain.out_channels if fmt.out_live else 0
+        if not fmt.jack_client:
             self._check_settings()
         cap = max(4 * max(self.blocksize, 1024), int(cfg.ring_seconds * self.rate))
+        mic = self.mic
         ring_cols = len(self.in_cols) + (1 if mic is not None else 0)
         self.in_ring = AudioRing(cap, ring_cols) if self.in_cols else None
-        self._ring_cols = (*self.in_cols, *(() if mic is None else (mic_channel,)))
+        self._ring_cols = (*self.in_cols, *(() if mic is None else (self.mic_channel,)))
         self.out_ring = AudioRing(cap, self.out_channels) if self.out_channels else None
-        self.chain = RemixChain(engine, mixer, self.rate, cfg.resample_quality, out_channels=self.out_channels or 2,
-                                fx=fx, router=self.router, meter_cfg=meter_cfg)
         # Late blocks play the dry input on the mix's channels (all channels without routing), silence elsewhere.
         if not self.in_cols:
             self._dry_map = []
@@ -152,13 +82,13 @@ class LiveHost:
         self._mic_tmp = np.zeros(cap, np.float32)
         self._mic_taps = self.router.mic_taps() if mic is not None else []
         self._mic_debt = self._mic_late = 0
-        self.mic_prefill = int(mic_prefill_blocks) * self.block
+        self.mic_prefill = int(pieces.mic_prefill_blocks) * self.block
         # Resampler lag as measured at this block size (filter delay plus soxr's bursty release; 0 at 44.1 kHz).
-        self.resampler_frames = chain_lag_frames(self.rate, engine.sample_rate, cfg.resample_quality, self.block)
+        self.resampler_frames = chain_lag_frames(self.rate, self.engine.sample_rate, cfg.resample_quality, self.block)
         self.headstart: headstart.HeadStart | None = None     # planned in run(), before the stream opens
         self.prefill = 0
-        self.stats = RunStats(io_sample_rate=self.rate, model_sample_rate=engine.sample_rate, blocksize=self.blocksize,
-                              algorithmic_latency_ms=engine.latency_ms,
+        self.stats = RunStats(io_sample_rate=self.rate, model_sample_rate=self.engine.sample_rate,
+                              blocksize=self.blocksize, algorithmic_latency_ms=self.engine.latency_ms,
                               resampler_latency_ms=1000.0 * self.resampler_frames / self.rate,
                               chain_latency_ms=self.chain.fx_latency_ms)
         self.stats.extra["resample_quality"] = cfg.resample_quality if self.resampler_frames else "bypassed"
@@ -244,25 +174,6 @@ class LiveHost:
         self.stats.buffer_latency_ms = plan.buffer_ms
         self.stats.extra.update(plan.describe())
         return plan
-
-    def _jack_period(self) -> int | None:
-        """The JACK server's period when the PortAudio device is on the JACK host API, else None."""
-        dev = self.in_device if self.in_device is not None else self.out_device
-        try:
-            api = self.sd.query_hostapis(self.sd.query_devices(dev)["hostapi"])["name"]
-        except Exception:  # noqa: BLE001 - no such device: _check_settings reports it
-            return None
-        if not api.startswith("JACK"):
-            return None
-        from .jack_ports import server_format
-        try:
-            return server_format("tfswa-live")[1]
-        except UserError:
-            return None
-
-    def _device_rate(self) -> int:
-        dev = self.in_device if self.in_device is not None else self.out_device
-        return int(self.sd.query_devices(dev)["default_samplerate"])
 
     def _check_settings(self) -> None:
         try:

@@ -20,12 +20,14 @@ DEVICE_WORDS_OUT = ("speakers", "default")
 
 @dataclass
 class Endpoint:
-    """A resolved input or output: kind is 'device' or 'file' (or 'demo' for input)."""
+    """An input or output: kind is 'device' or 'file' (or 'demo' for input). A device endpoint from
+    `parse_input` / `parse_output` holds the user's `spec`; `find_device` resolves it to an index."""
 
     kind: str
-    device: int | None = None     # sounddevice index
+    device: int | None = None     # sounddevice index (None until found)
     name: str = ""
     path: Path | None = None
+    spec: str = ""
 
 
 def _sd():
@@ -73,20 +75,21 @@ def _looks_like_path(spec: str) -> bool:
     return "/" in spec or "\\" in spec or Path(spec).suffix != "" or Path(spec).exists()
 
 
-def resolve_input(spec: str) -> Endpoint:
+def parse_input(spec: str) -> Endpoint:
+    """`--input` -> Endpoint, touching no device: a file (checked to exist), `demo`, or a device spec."""
     if spec == "demo":
-        return Endpoint("demo", name="demo (MUSDB18 preview shipped with stempeg)")
+        return Endpoint("demo", name="demo (MUSDB18 preview shipped with stempeg)", spec=spec)
     if spec not in DEVICE_WORDS_IN and not spec.isdigit():
         path = Path(spec)
         if path.is_file():
-            return Endpoint("file", path=path, name=str(path))
+            return Endpoint("file", path=path, name=str(path), spec=spec)
         if _looks_like_path(spec):
             raise UserError(f"input file not found: {path} (expected an audio file, a device, 'mic' or 'demo')")
-    idx = _find_device(spec, "input")
-    return Endpoint("device", device=idx, name=_sd().query_devices(idx)["name"])
+    return Endpoint("device", name=spec, spec=spec)
 
 
-def resolve_output(spec: str) -> Endpoint:
+def parse_output(spec: str) -> Endpoint:
+    """`--output` -> Endpoint, touching no device: a .wav / .flac file in an existing folder, or a device spec."""
     suffix = Path(spec).suffix.lower()
     if Path(spec).is_dir():
         raise UserError(f"--output {spec}: is a folder; expected a .wav / .flac file name or an output device")
@@ -98,9 +101,28 @@ def resolve_output(spec: str) -> Endpoint:
         parent = Path(spec).resolve().parent
         if not parent.is_dir():
             raise UserError(f"output folder does not exist: {parent}")
-        return Endpoint("file", path=Path(spec), name=spec)
-    idx = _find_device(spec, "output")
-    return Endpoint("device", device=idx, name=_sd().query_devices(idx)["name"])
+        return Endpoint("file", path=Path(spec), name=spec, spec=spec)
+    return Endpoint("device", name=spec, spec=spec)
+
+
+def parse_channels(spec: str | None) -> tuple[int, ...]:
+    """`--channels 1,2` -> 0-based input columns (one or two); None / empty -> ()."""
+    if not spec:
+        return ()
+    try:
+        chans = tuple(int(c) - 1 for c in spec.split(","))
+    except ValueError:
+        raise UserError(f"--channels: expected 1-based channel numbers like 1,2, got {spec!r}") from None
+    if not 1 <= len(chans) <= 2 or min(chans) < 0 or len(set(chans)) != len(chans):
+        raise UserError(f"--channels: expected one or two distinct channels >= 1, got {spec!r}")
+    return chans
+
+
+def find_device(endpoint: Endpoint, want: str) -> Endpoint:
+    """A device endpoint (want 'input' | 'output') -> the same with its sounddevice index and name."""
+    assert endpoint.kind == "device", endpoint
+    idx = _find_device(endpoint.spec, want)
+    return Endpoint("device", device=idx, name=_sd().query_devices(idx)["name"], spec=endpoint.spec)
 
 
 # ----------------------------------------------------------------------------------------------------

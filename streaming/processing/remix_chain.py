@@ -86,7 +86,7 @@ class RemixChain:
         if self._dry is not None:
             x = np.zeros((self.channels, stems.shape[-1]), np.float32) if y is None else np.ascontiguousarray(y.T)
             dry = self._dry.process(x)
-        return router.render(direct, mix, dry, self.mixer._threshold, self.mixer._ceiling).T
+        return router.render(direct, mix, dry, *self.mixer.limiter_levels).T
 
     def _model_block(self, y: np.ndarray) -> np.ndarray:
         """(k, 2) at the model rate -> remix (k, K) at the model rate."""

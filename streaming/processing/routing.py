@@ -46,6 +46,16 @@ def parse_route(spec: str) -> Route:
     return Route(source.strip(), channels)
 
 
+def check_routes(routes, stems: tuple[str, ...], mic: bool) -> None:
+    """Every route's source exists: a stem, mix, dry, or mic when there is one."""
+    sources = (*stems, "mix", "dry", "mic")
+    for r in routes:
+        if r.source not in sources:
+            raise UserError(f"--route {r.source}: unknown source; expected one of: {', '.join(sources)}")
+        if r.source == "mic" and not mic:
+            raise UserError("--route mic=...: there is no mic; expected --mic CHANNEL as well")
+
+
 class Router:
     """Renders the routed (K, n) block from the sources at the model rate; the mic is added later, at
     the output rate, on `mic_channels`."""
@@ -53,12 +63,7 @@ class Router:
     def __init__(self, routes: list[Route], stems: tuple[str, ...], mic: bool, out_channels: int | None = None,
                  port_names: list[str] | None = None):
         self.stems = tuple(stems)
-        sources = (*self.stems, "mix", "dry", "mic")
-        for r in routes:
-            if r.source not in sources:
-                raise UserError(f"--route {r.source}: unknown source; expected one of: {', '.join(sources)}")
-            if r.source == "mic" and not mic:
-                raise UserError("--route mic=...: there is no mic; expected --mic CHANNEL as well")
+        check_routes(routes, self.stems, mic)
         self.routes = [r for r in routes if r.source != "mic"]
         mic_routes = [r for r in routes if r.source == "mic"]
         if mic and not mic_routes:   # the mic plays wherever the mix does

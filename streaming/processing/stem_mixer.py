@@ -100,6 +100,20 @@ class StemMixer:
         i = stem if isinstance(stem, int) else self.index(stem)
         self.solo[i] = not self.solo[i]
 
+    def settle(self) -> None:
+        """Jump to the requested gains now (no ramp): a run starts at its --mute / --solo / --gain state."""
+        self._current = self._targets()
+
+    @property
+    def silent(self) -> bool:
+        """Whether every stem is silent now (muted, not soloed while another is, or at -inf dB)."""
+        return not self._targets().any()
+
+    @property
+    def limiter_levels(self) -> tuple[float, float]:
+        """(threshold, ceiling) of the soft limiter, linear: the router limits its other channels alike."""
+        return self._threshold, self._ceiling
+
     # audio ---------------------------------------------------------------------------------------
     def _audible(self) -> np.ndarray:
         audible = ~self.mute

@@ -4,6 +4,7 @@ stops, MIDI and the keyboard move the same faders; and the real CLI in a pseudo-
 default there)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -21,13 +22,16 @@ import soundfile as sf
 import torch
 
 import model
+from streaming.cli import build_parser
 from streaming.control.registry import ControlRegistry, register_mixer
 from streaming.engine.separator import StreamingSeparator
-from streaming.host.config import HostConfig
 from streaming.host.jack_ports import ProcessCallback
-from streaming.host.live_host import LiveHost
 from streaming.host.sources import ArraySource
+from streaming.launch import open_live
+from streaming.plan import plan
+from streaming.processing.routing import RoutingConfig
 from streaming.processing.stem_mixer import StemMixer
+from streaming.settings import load_settings
 from streaming.ui.mixer_view import UiConfig, build_strips, fader_request, want_ui
 from tests.streaming.conftest import ROOT
 
@@ -52,12 +56,11 @@ def _host(monkeypatch, jack_server, audio: np.ndarray, midi=None):
     sep = model.build_separator("tiny")
     engine = StreamingSeparator(sep, device="cpu", threads=1, compile="auto")    # as the CLI runs it
     engine.warm_up()
-    mixer = StemMixer(sep.stems)
-    controls = ControlRegistry()
-    register_mixer(controls, mixer)
     name = f"uitest-{uuid.uuid4().hex[:6]}"
-    host = LiveHost(engine, mixer, HostConfig(), source=ArraySource(audio, RATE, "tones"), out_device=0,
-                    samplerate=RATE, controls=controls, jack_client=name, status=False)
+    # The CLI's way: settings -> plan -> build (inside open_live) -> host, with the tones as the file input.
+    settings = dataclasses.replace(load_settings(), routing=RoutingConfig(jack_client_name=name))
+    args = build_parser().parse_args(["--input", "demo", "--output", "speakers", "--jack-ports", "--no-ui", "-q"])
+    host = open_live(plan(settings, args, tuple(sep.stems)), engine, source=ArraySource(audio, RATE, "tones"))
     host.midi = midi
     return host, name
 
