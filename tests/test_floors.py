@@ -51,3 +51,15 @@ def test_no_module_imports_another_modules_private_name():
                 wrong += [f"{path.relative_to(ROOT)}:{line} imports {module}.{n}" for n in names
                           if n.startswith("_") and not n.startswith("__")]
     assert not wrong, "\n".join(wrong)
+
+
+def test_no_function_over_100_lines_in_streaming_tools_or_core():
+    """Short functions (issue 22's target): a run reads as settings -> plan -> build -> host, not one long body."""
+    long = []
+    for package in ("streaming", "tools", "core"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 100:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
+                                f"({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

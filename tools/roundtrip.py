@@ -258,6 +258,12 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
         if host.returncode not in (0, 128 + signal.SIGTERM):
             raise UserError(f"tools.roundtrip: the host failed (exit {host.returncode}): {err.strip()[-2000:]}")
         st = json.loads(stats_path.read_text())
+    return _record(st, probe, err, what, latency_mode, rate, seconds, device_declared, realtime, load0)
+
+
+def _record(st: dict, probe, err: str, what: str, latency_mode: str | None, rate: int, seconds: float,
+            device_declared: float | None, realtime: bool, load0: tuple) -> dict:
+    """The host's stats, the probe's clicks and the host's start line -> the round trip's record."""
     delays, lost = probe.delays()
     ms = 1000.0 * delays / rate if len(delays) else np.full(1, np.nan)    # nan: no click came back
     block_ms = 1000.0 * st["blocksize"] / rate
