@@ -43,10 +43,11 @@ def may_use_realtime(priority: int = 10) -> bool:
 
 class JackDummyServer:
     """`jackd -d dummy` under a unique name, as a context manager; `env` points clients at it.
-    `realtime`: True / False, or None (default): real-time when `may_use_realtime()`."""
+    `realtime`: True / False, or None (default): real-time when `may_use_realtime()`. `capture`: physical
+    capture ports (system:capture_1..N; the dummy driver records silence on them)."""
 
     def __init__(self, rate: int = 48000, blocksize: int = 256, name: str | None = None,
-                 realtime: bool | None = None, prefix: str = "tfswa-jack"):
+                 realtime: bool | None = None, prefix: str = "tfswa-jack", capture: int = 2):
         if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
             raise UserError("expected jackd and jack_lsp (Debian package jackd2) to start a dummy JACK server")
         self.name = name or f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -54,7 +55,7 @@ class JackDummyServer:
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1")
         self.log = Path(tempfile.gettempdir()) / f"{self.name}.log"
         self.cmd = ["jackd", "--realtime" if self.realtime else "--no-realtime", "-n", self.name, "-d", "dummy",
-                    "-r", str(rate), "-p", str(blocksize)]
+                    "-r", str(rate), "-p", str(blocksize), "-C", str(int(capture))]
         self.proc: subprocess.Popen | None = None
 
     def ready(self) -> bool:
