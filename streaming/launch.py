@@ -39,38 +39,27 @@ def _warn_silent(pieces: Pieces) -> None:
               file=sys.stderr)
 
 
-def _run_file(plan: RunPlan, engine, where: str, source):
-    from .host.file_run import run_file_to_file
-    pieces = build(plan, engine, source.rate)
-    _warn_silent(pieces)
-    seconds = source.frames / source.rate if getattr(source, "frames", 0) else None
-    warm_engine(plan, engine, seconds)
-    midi = open_midi(plan, pieces.controls)
-    try:
+def _prepare(plan: RunPlan, engine, where: str, source):
+    """Pieces built, engine warmed -> (pieces, run(): RunStats, the live host or None)."""
+    if plan.kind == "file->file":
+        from .host.file_run import run_file_to_file
+        pieces = build(plan, engine, source.rate)
+        _warn_silent(pieces)
+        warm_engine(plan, engine, source.frames / source.rate if getattr(source, "frames", 0) else None)
         print(f"streaming: {source.name} -> {plan.output.path} ({where}; stems {', '.join(plan.stems)})",
               file=sys.stderr)
-        return run_file_to_file(source, plan.output.path, pieces, plan.settings.host, plan.duration), pieces, midi
-    finally:
-        if midi is not None:
-            midi.close()
-
-
-def _run_live(plan: RunPlan, engine, where: str, source):
+        return pieces, lambda: run_file_to_file(source, plan.output.path, pieces, plan.settings.host,
+                                                plan.duration), None
     host = open_live(plan, engine, source)
     warm_engine(plan, engine)
-    midi = host.midi = open_midi(plan, host.controls)
-    try:
-        ports = f"; JACK ports {', '.join(host.port_names)}" if host.port_names else ""
-        route = f"{host.fmt.in_name} -> {host.fmt.out_name} at {host.rate} Hz, block {host.blocksize}"
-        print(f"streaming: {route} ({where}; stems {', '.join(plan.stems)}{ports}); Ctrl-C stops", file=sys.stderr)
-        main_loop = None
-        if plan.ui:
-            from .ui.mixer_app import mixer_main_loop
-            main_loop = mixer_main_loop(host, plan.settings.ui, where, route)
-        return host.run(plan.duration, main_loop=main_loop), host.pieces, midi
-    finally:
-        if midi is not None:
-            midi.close()
+    ports = f"; JACK ports {', '.join(host.port_names)}" if host.port_names else ""
+    route = f"{host.fmt.in_name} -> {host.fmt.out_name} at {host.rate} Hz, block {host.blocksize}"
+    print(f"streaming: {route} ({where}; stems {', '.join(plan.stems)}{ports}); Ctrl-C stops", file=sys.stderr)
+    main_loop = None
+    if plan.ui:
+        from .ui.mixer_app import mixer_main_loop
+        main_loop = mixer_main_loop(host, plan.settings.ui, where, route)
+    return host.pieces, lambda: host.run(plan.duration, main_loop=main_loop), host
 
 
 def run_plan(plan: RunPlan, engine, where: str, source=None) -> dict:
@@ -78,8 +67,15 @@ def run_plan(plan: RunPlan, engine, where: str, source=None) -> dict:
     compiled and warmed up, then the run -> the run's figures (report.stats_dict plus the model, stems,
     key, chains and controls), written to --stats-json when the plan asks."""
     from .host.report import stats_dict, write_stats_json
-    go = _run_file if plan.kind == "file->file" else _run_live
-    stats, pieces, midi = go(plan, engine, where, source)
+    pieces, go, host = _prepare(plan, engine, where, source)
+    midi = open_midi(plan, pieces.controls)
+    if host is not None:
+        host.midi = midi
+    try:
+        stats = go()
+    finally:
+        if midi is not None:
+            midi.close()
     d = stats_dict(stats, engine, pieces.mixer, midi)
     d["model"] = where
     d["stems"] = list(plan.stems)

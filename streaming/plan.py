@@ -14,7 +14,6 @@ One run goes settings -> plan -> build -> host:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 from core.errors import UserError
@@ -26,7 +25,7 @@ from .processing.effects import EffectSpec
 from .processing.keyshift import check_semitones
 from .processing.routing import Route, check_routes, jack_layout, parse_route
 from .processing.stem_fx import chain_specs
-from .processing.stem_mixer import parse_gain
+from .processing.stem_mixer import check_stem, parse_gain
 from .settings import Settings
 from .ui.mixer_view import want_ui
 
@@ -122,7 +121,7 @@ def _check_flags(args) -> None:
 def _refuse_unhonoured(settings: Settings, kind: str, jack: bool) -> None:
     """Host flags this kind of run cannot honour are refused, not ignored."""
     given = settings.host_flags
-    why = None
+    why: dict[str, str] = {}
     if kind == "file->file":
         why = {"samplerate": "a file -> file run writes at the input file's rate (resample the file instead)",
                "blocksize": "a file -> file run has no audio device (it reads host.file_block frames at a time)",
@@ -132,29 +131,23 @@ def _refuse_unhonoured(settings: Settings, kind: str, jack: bool) -> None:
         why = {"late_policy": "a device -> file run writes every block when it is done, none plays late"}
     elif kind == "file->device" and "late_policy" in given and settings.host.late_policy == "dry":
         why = {"late_policy": "a file input has no live dry signal to play (a late block plays silence)"}
-    if jack and why is None:
-        why = {"latency": "the --jack-ports client runs at the JACK server's period (set the period on the server)"}
+    if jack:
+        why.setdefault("latency", "the --jack-ports client runs at the JACK server's period (set the period on "
+                                  "the server)")
     for name in sorted(given):
-        if why and name in why:
+        if name in why:
             flag = settings.flag(name)
             raise UserError(f"{flag}: {why[name]}; expected no {flag}")
 
 
-def _check_stems(names: list[str], stems: tuple[str, ...]) -> None:
-    for name in names:
-        if name not in stems:
-            raise UserError(f"unknown stem {name!r}; this model's stems are: {', '.join(stems)}")
-
-
 def _mixer(args, stems: tuple[str, ...]) -> MixerPlan:
     gains = tuple(parse_gain(g) for g in args.gain)
-    _check_stems([*args.mute, *args.solo, *(s for s, _ in gains)], stems)
+    for name in (*args.mute, *args.solo, *(s for s, _ in gains)):
+        check_stem(name, stems)
     both = sorted(set(args.mute) & set(args.solo))
     if both:
         raise UserError(f"--mute and --solo of the same stem ({', '.join(both)}) contradict each other; "
                         "expected one of them per stem")
-    if math.isnan(args.master):
-        raise UserError("--master: expected a gain in dB, got nan")
     return MixerPlan(tuple(args.mute), tuple(args.solo), gains, float(args.master))
 
 
@@ -167,8 +160,6 @@ def _mic(settings: Settings, args, fx: dict) -> MicPlan | None:
     if channel is None:
         return None
     level = args.mic_level if args.mic_level is not None else settings.mic.level_db
-    if math.isnan(level):
-        raise UserError("mic level: expected a number in dB, got nan")
     return MicPlan(channel - 1, float(level), settings.mic.prefill_blocks, fx.get("mic", ()))
 
 

@@ -49,6 +49,13 @@ def soft_limit(x: np.ndarray, threshold: float, ceiling: float) -> np.ndarray:
     return x
 
 
+def check_stem(stem: str, stems: tuple[str, ...]) -> int:
+    """A stem name -> its index; an unknown name is a UserError listing the valid ones."""
+    if stem not in stems:
+        raise UserError(f"unknown stem {stem!r}; this model's stems are: {', '.join(stems)}")
+    return stems.index(stem)
+
+
 class StemMixer:
     """`mix(stems)` (S, C, n) -> remix (C, n). Controls: `set_gain_db`, `set_mute`, `set_solo`,
     `toggle_mute`, `toggle_solo`, `set_master_db`; `state()` reports them."""
@@ -70,9 +77,7 @@ class StemMixer:
     # controls ------------------------------------------------------------------------------------
     def index(self, stem: str) -> int:
         """Stem name -> index; an unknown name is a UserError listing the valid ones."""
-        if stem not in self.stems:
-            raise UserError(f"unknown stem {stem!r}; this model's stems are: {', '.join(self.stems)}")
-        return self.stems.index(stem)
+        return check_stem(stem, self.stems)
 
     def _clamp(self, db: float) -> float:
         if math.isnan(db):
