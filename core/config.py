@@ -65,6 +65,26 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     return out
 
 
+def project_section(name: str) -> Any:
+    """Section `name` of the project's config.yaml; ConfigError when the file has none."""
+    section = load_config().get(name)
+    if section is None:
+        raise ConfigError(f"config.yaml: expected a `{name}` section, found none")
+    return section
+
+
+def nested(dotted: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys as nested mappings: {"training.batch_size": 4} -> {"training": {"batch_size": 4}}."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
 def known_sections() -> list[str]:
     """Every section a config may hold: those declared, and those of the project's config.yaml."""
     return list(dict.fromkeys([*SECTIONS, *load_config()]))

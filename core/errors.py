@@ -1,6 +1,7 @@
 """User-facing errors and the one CLI wrapper. The CLIs print `str(error)` as one line and exit with code 2."""
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -54,3 +55,18 @@ def run_cli(prog: str, run: Callable[[], int], interrupted: str = "") -> int:
         print(f"{prog}: stopped by {signal_name(signum)}", file=sys.stderr)
         return 128 + signum
     return code
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are the contract's: `prog: error: ...` on one line, exit code 2 (no usage)."""
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def run_main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
+    """A command's `main(argv)`: `parser` checks the flags (argparse's usage line and exit 2), then `run(args)`
+    goes through `run_cli`, under the parser's `prog`."""
+    args = parser.parse_args(argv)
+    return run_cli(parser.prog, lambda: run(args))

@@ -114,25 +114,37 @@ def time_blocks(x: Tensor, hist: int, block: int, dim: int) -> Tensor:
 
 
 class HopClock:
-    """The absolute frame index of the one new frame of a per-hop step, as a 0-d int64 tensor (never a
-    Python int, so a compiled step sees the same graph on every hop), and what branches derive from it:
-    the ring-buffer slot a period-`p` cache writes the frame to (pos mod p), and the row of a per-phase mask
-    table (pos while the cache is still filling, i.e. pos < p - 1; then p - 1 + pos mod p)."""
+    """The absolute frame index of the first of the `frames` new frames of a per-hop step, as a 0-d int64
+    tensor (never a Python int, so a compiled step sees the same graph on every hop), and what branches
+    derive from it: the ring-buffer slot a period-`p` cache writes a frame to (pos mod p), and the row of a
+    per-phase mask table (pos while the cache is still filling, i.e. pos < p - 1; then p - 1 + pos mod p).
+    A step of K frames (`frames` = K) advances the rings frame by frame: `frame(j)` is the clock of its
+    frame j (pos + j), so K frames do exactly what K one-frame steps do."""
 
-    def __init__(self, pos: Tensor):
+    def __init__(self, pos: Tensor, frames: int = 1):
         assert pos.dim() == 0 and not pos.is_floating_point(), f"expected a 0-d integer position, got {pos}"
+        assert frames >= 1, frames
         self.pos = pos
+        self.frames = frames
         self._derived: dict[tuple[str, int], Tensor] = {}
+        self._frames: dict[int, HopClock] = {0: self}
+
+    def frame(self, j: int) -> HopClock:
+        """The one-frame clock of new frame j (0 <= j < frames): position pos + j."""
+        assert 0 <= j < self.frames, (j, self.frames)
+        if j not in self._frames:
+            self._frames[j] = HopClock(self.pos + j)
+        return self._frames[j]
 
     def slot(self, period: int) -> Tensor:
-        """(1,) int64: ring slot of the new frame in a cache of `period` frames."""
+        """(1,) int64: ring slot of the (first) new frame in a cache of `period` frames."""
         key = ("slot", period)
         if key not in self._derived:
             self._derived[key] = torch.remainder(self.pos, period).reshape(1)
         return self._derived[key]
 
     def phase(self, period: int) -> Tensor:
-        """(1,) int64: row of a (2 * period - 1)-row mask table (see `hop_positions`)."""
+        """(1,) int64: row of a (2 * period - 1)-row mask table (see `hop_positions`) for the (first) new frame."""
         key = ("phase", period)
         if key not in self._derived:
             warm = self.pos < period - 1

@@ -7,11 +7,11 @@ Causal branches take `(x, state, t0)`: x holds T new frames whose first absolute
 `state` the cached keys / values of the frames before them. The offline forward of a causal
 network is the same call with an all-zero state and t0 = 0.
 
-The per-hop streaming step passes a `HopClock` instead of an int t0: one new frame, a state of
-fixed-size ring buffers (TSA: the last W frames' keys / values, Swin: the last wt) updated in place
-at slot pos mod period, and attention masks read from per-phase tables (`build_hop_masks`) by a
-tensor index. Same modules, same weights; its shapes and control flow never change from hop to hop,
-so it compiles to one static graph.
+The per-hop streaming step passes a `HopClock` instead of an int t0: K new frames (one hop, or K hops
+per call), a state of fixed-size ring buffers (TSA: the last W frames' keys / values, Swin: the last wt)
+updated in place frame by frame at slot pos mod period, and attention masks read from per-phase tables
+(`build_hop_masks`) by a tensor index. Same modules, same weights; its shapes and control flow never
+change from hop to hop, so it compiles to one static graph.
 """
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ class Branch(nn.Module):
         return x + self.mlp(self.norm2(x)), state
 
     def mix(self, x: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
-        """Attention over x (B, T, F, C) -> (B, T, F, C), next state. With a HopClock: one new frame against
-        the ring-buffer state, which is updated in place and returned."""
+        """Attention over x (B, T, F, C) -> (B, T, F, C), next state. With a HopClock: K new frames against
+        the ring-buffer state, which is updated in place (frame by frame) and returned."""
         raise NotImplementedError
 
     def state_shapes(self, batch: int, n_freq: int) -> list[tuple[int, ...]]:
@@ -81,6 +81,15 @@ class Branch(nn.Module):
             self.hop_masks.copy_(table)
         else:
             self.hop_masks = table
+
+    def _hop_frame(self, clock: HopClock, j: int, period: int, state: list[Tensor], k: Tensor, v: Tensor) -> Tensor:
+        """Frame j of a per-hop step: its keys / values (index j of dim 3 of k, v) into its ring slot
+        (pos + j) mod `period` of state[0], state[1], in place; returns its phase's mask from the hop_masks table."""
+        c = clock.frame(j)
+        slot = c.slot(period)
+        state[0].index_copy_(3, slot, k[:, :, :, j:j + 1])
+        state[1].index_copy_(3, slot, v[:, :, :, j:j + 1])
+        return self.hop_masks.index_select(0, c.phase(period))[0]
 
 
 def _roll_history(hist: Tensor, new: Tensor, keep: int, dim: int) -> tuple[Tensor, Tensor]:
@@ -194,12 +203,14 @@ class TemporalAttention(Branch):
             self._store_hop_masks(table[:, :, None, :])
 
     def _hop(self, x: Tensor, state: list[Tensor], clock: HopClock) -> tuple[Tensor, list[Tensor]]:
-        q, k, v = (t.permute(0, 2, 3, 1, 4) for t in self.attn.qkv(x))  # (B, F, h, 1, d)
-        slot = clock.slot(self.window)
-        state[0].index_copy_(3, slot, k)
-        state[1].index_copy_(3, slot, v)
-        mask = self.hop_masks.index_select(0, clock.phase(self.window))[0]  # (h, 1, W)
-        o = self.attn.attend(q, state[0], state[1], mask)                  # (B, F, h, 1, d)
+        """x (B, K, F, C): K new frames; each writes its keys / values to its ring slot and then attends to
+        the ring through its phase's mask, in order, as K one-frame steps would."""
+        q, k, v = (t.permute(0, 2, 3, 1, 4) for t in self.attn.qkv(x))  # (B, F, h, K, d)
+        outs = []
+        for j in range(clock.frames):
+            mask = self._hop_frame(clock, j, self.window, state, k, v)  # (h, 1, W)
+            outs.append(self.attn.attend(q[:, :, :, j:j + 1], state[0], state[1], mask))   # (B, F, h, 1, d)
+        o = outs[0] if len(outs) == 1 else torch.cat(outs, 3)
         return self.attn.merge(o.permute(0, 3, 1, 2, 4)), state
 
     def mix(self, x: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
@@ -367,18 +378,18 @@ class WindowAttention(Branch):
         return self.attn.merge(o[:, :, :n_freq]), state
 
     def _hop(self, x: Tensor, state: list[Tensor], clock: HopClock) -> tuple[Tensor, list[Tensor]]:
-        """x (B, 1, Fp, C) rolled and padded -> (B, 1, Fp, h, d); the new frame's keys / values go to ring slot
-        pos mod wt and the query attends to the whole ring through this phase's mask."""
-        batch, _, f_pad, _ = x.shape
+        """x (B, K, Fp, C) rolled and padded -> (B, K, Fp, h, d); each new frame's keys / values go to ring slot
+        (pos + j) mod wt and its queries attend to the whole ring through its phase's mask, frame by frame."""
+        batch, n_frames, f_pad, _ = x.shape
         n_fw, wf = f_pad // self.wf, self.wf
         q, k, v = (t.unflatten(2, (n_fw, wf)).permute(0, 2, 4, 1, 3, 5) for t in self.attn.qkv(x))
-        # q, k, v: (B, nFw, h, 1, wf, d); state: (B, nFw, h, wt, wf, d)
-        slot = clock.slot(self.wt)
-        state[0].index_copy_(3, slot, k)
-        state[1].index_copy_(3, slot, v)
-        mask = self.hop_masks.index_select(0, clock.phase(self.wt))[0]        # (nFw, h, wf, wt*wf)
-        o = self.attn.attend(q.flatten(3, 4), state[0].flatten(3, 4), state[1].flatten(3, 4), mask)
-        o = o.permute(0, 1, 3, 2, 4).reshape(batch, 1, f_pad, self.attn.heads, self.attn.head_dim)
+        # q, k, v: (B, nFw, h, K, wf, d); state: (B, nFw, h, wt, wf, d)
+        outs = []
+        for j in range(clock.frames):
+            mask = self._hop_frame(clock, j, self.wt, state, k, v)        # (nFw, h, wf, wt*wf)
+            outs.append(self.attn.attend(q[:, :, :, j], state[0].flatten(3, 4), state[1].flatten(3, 4), mask))
+        o = torch.stack(outs, 3)                                              # (B, nFw, h, K, wf, d)
+        o = o.permute(0, 3, 1, 4, 2, 5).reshape(batch, n_frames, f_pad, self.attn.heads, self.attn.head_dim)
         return o, state
 
     def _bias_index(self, lag: Tensor) -> Tensor:

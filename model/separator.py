@@ -84,26 +84,27 @@ class Separator(nn.Module):
         return spec.unsqueeze(1) * masks
 
     def step_hop(self, spec: Tensor, state: list[Tensor], pos: Tensor) -> Tensor:
-        """One STFT frame in its real view through the per-hop network step (state updated in place):
-        spec (B, C, F+1, 2) (real, imaginary) -> stem spectra (B, S, C, F+1, 2), same view.
+        """K consecutive STFT frames in their real view through the per-hop network step (state updated in
+        place): spec (B, C, K, F+1, 2) (real, imaginary) -> stem spectra (B, S, C, K, F+1, 2), same view.
 
         Real arithmetic only (compilers handle it better than complex); features and masking are the
-        ones of `features` / `apply_masks`. `pos`: absolute frame index, 0-d int64 tensor."""
+        ones of `features` / `apply_masks`. `pos`: absolute index of the first frame, 0-d int64 tensor."""
         n_freq = self.config.n_freq
-        magnitude = torch.sqrt(spec[:, :, :n_freq].square().sum(-1))             # (B, C, F)
-        feats = torch.log1p(magnitude).unsqueeze(2).to(state[0].dtype)           # (B, C, 1, F)
-        masks = self.net.step_hop(feats, state, pos)[:, :, :, 0].to(spec.dtype)  # (B, S, C, F)
+        magnitude = torch.sqrt(spec[..., :n_freq, :].square().sum(-1))          # (B, C, K, F)
+        feats = torch.log1p(magnitude).to(state[0].dtype)
+        masks = self.net.step_hop(feats, state, pos).to(spec.dtype)              # (B, S, C, K, F)
         masks = torch.cat([masks, masks[..., -1:]], -1)
         return spec.unsqueeze(1) * masks.unsqueeze(-1)
 
-    def _to_network_channels(self, wav: Tensor) -> Tensor:
+    def to_network_channels(self, wav: Tensor) -> Tensor:
+        """(B, 1 or C, N) -> (B, C, N): a mono input repeated on the network's C channels (a view)."""
         assert wav.dim() == 3 and wav.shape[1] in (1, self.audio_channels), \
             f"expected (B, C, N) with C in (1, {self.audio_channels}), got {tuple(wav.shape)}"
         return wav.expand(-1, self.audio_channels, -1) if wav.shape[1] == 1 else wav
 
     def masks(self, wav: Tensor) -> tuple[Tensor, Tensor]:
         """(B, C, N) -> (mixture STFT (B, C, T, F+1), masks (B, S, C, T, F))."""
-        spec = self.stft(self._to_network_channels(wav))
+        spec = self.stft(self.to_network_channels(wav))
         return spec, self.net(self.features(spec))
 
     def forward(self, wav: Tensor) -> Tensor:

@@ -3,9 +3,10 @@
 `forward(features)`: (B, C, T, F) -> masks (B, S, C, T, F) in [0, 1].
 `step(features, state, t0)`: the same for T new frames of a causal network, carrying cached state;
 `forward` of a causal network is `step` over the whole input from `init_state` at t0 = 0.
-`step_hop(features, state, pos)`: one new frame (B, C, 1, F) at absolute frame `pos` (a 0-d int64
+`step_hop(features, state, pos)`: K new frames (B, C, K, F) from absolute frame `pos` (a 0-d int64
 tensor), with the fixed-size ring-buffer state of `init_hop_state` updated in place: the static per-hop
-path a streaming engine runs (and compiles). It equals `step` frame by frame.
+path a streaming engine runs (and compiles), one hop (K = 1) or K hops per call. It equals `step` frame
+by frame.
 """
 from __future__ import annotations
 
@@ -169,10 +170,11 @@ class TFSWAUNet(nn.Module):
         return self.step(features, state, 0)[0]
 
     def step_hop(self, features: Tensor, state: list[Tensor], pos: Tensor) -> Tensor:
-        """One new frame (B, C, 1, F) at absolute frame index `pos` (0-d int64 tensor) -> masks (B, S, C, 1, F);
-        `state` (from `init_hop_state`) is updated in place. Same shapes and ops on every hop."""
-        assert features.shape[2] == 1, f"the per-hop step takes one frame, got {tuple(features.shape)}"
-        return self.step(features, state, HopClock(pos))[0]
+        """K new frames (B, C, K, F), the first at absolute frame index `pos` (0-d int64 tensor) -> masks
+        (B, S, C, K, F); `state` (from `init_hop_state`) is updated in place. Same shapes and ops on every hop.
+        The K frames share every per-token layer (one batch); the attention rings advance frame by frame
+        inside the step, so the result is exactly that of K one-frame steps."""
+        return self.step(features, state, HopClock(pos, features.shape[2]))[0]
 
     def step(self, features: Tensor, state: list[Tensor], t0: int | Tensor | HopClock) -> tuple[Tensor, list[Tensor]]:
         """T new frames (B, C, T, F) starting at absolute frame t0 -> masks (B, S, C, T, F), next state.

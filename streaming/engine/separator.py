@@ -4,9 +4,15 @@ Per hop it frames the newest n_fft input samples (rolling STFT buffer), runs one
 network on the new frame only (ring-buffer state updated in place, see `TFSWAUNet.step_hop`), and
 overlap-adds the masked frame into the output (same window and normalisation as the offline iSTFT).
 The step has the same shapes on every hop, so it can run compiled (`torch.compile`; on CUDA also
-captured in a CUDA graph); a chunk holding k hops runs the one-hop step k times. The output is a
-sample-synchronous stream: `feed` returns exactly as many samples as it was given, and stream sample
-i equals offline output sample i - latency_samples.
+captured in a CUDA graph); a chunk holding k hops runs the step k times.
+
+`hops_per_step` K > 1 runs K consecutive hops per call instead: the engine waits for K hops of input,
+and their K frames go through the network as one batch (the rings advance frame by frame inside the
+step, so the result is exactly that of K one-hop calls). That costs (K - 1) hops of latency
+(`step_latency_samples`) for K times fewer calls, and larger matrix products per call.
+
+The output is a sample-synchronous stream: `feed` returns exactly as many samples as it was given, and
+stream sample i equals offline output sample i - latency_samples.
 
 Shapes: S stems, C audio channels, n samples.
 """
@@ -19,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from core.errors import UserError
+from core.errors import ConfigError, UserError
 from core.schema import build, setting
 from model.separator import Separator
 
@@ -35,6 +41,13 @@ class EngineConfig:
     compile: str | bool = setting("auto", choices=("auto", "on", "off"))  # YAML reads on / off as booleans
     compile_min_file_s: float = setting(60.0, ge=0, le=1e6)  # auto, file -> file: compile from this much audio
     threads: int = setting(1, ge=0, le=256)   # intra-op threads on CPU; 0 = auto (see streaming/engine/cpu.py)
+    hops_per_step: int | str = setting(1, ge=1, le=16)  # hops per network call (K - 1 hops of extra latency),
+    #                                                     or "auto": the smallest K that the start-up probe finds fast enough
+    auto_hops_max: int = setting(4, ge=1, le=16)        # auto: K tried 1, 2, 4, ... up to this
+    auto_hops_budget: float = setting(0.5, gt=0.0, le=1.0)   # auto: a call's p99 within this share of its K hops
+
+    def __post_init__(self):
+        check_hops(self.hops_per_step, "config streaming.hops_per_step")
 
     @classmethod
     def from_config(cls, config: dict) -> EngineConfig:
@@ -44,9 +57,15 @@ class EngineConfig:
         return cfg
 
 
+def check_hops(value, where: str) -> None:
+    """Hops per step: an integer from 1 to 16, or 'auto'."""
+    if isinstance(value, bool) or not ((isinstance(value, int) and 1 <= value <= 16) or value == "auto"):
+        raise ConfigError(f"{where}: expected an integer from 1 to 16 or auto, got {value!r}")
+
+
 class HopCore(nn.Module):
-    """The compiled unit: one STFT frame (real view) -> stem spectra, with the network's ring-buffer state and
-    the frame position held as buffers and updated in place. spec (C, F+1, 2) -> (S, C, F+1, 2)."""
+    """The compiled unit: K consecutive STFT frames (real view) -> stem spectra, with the network's ring-buffer
+    state and the frame position held as buffers and updated in place. spec (C, K, F+1, 2) -> (S, C, K, F+1, 2)."""
 
     def __init__(self, separator: Separator, dtype: torch.dtype, device: torch.device):
         super().__init__()
@@ -70,7 +89,7 @@ class HopCore(nn.Module):
 
     def forward(self, spec: Tensor) -> Tensor:
         out = self.separator.step_hop(spec.unsqueeze(0), self.state(), self.pos)[0]
-        self.pos.add_(1)
+        self.pos.add_(spec.shape[1])
         return out
 
 
@@ -85,11 +104,12 @@ class StreamingSeparator:
     `warm_up()` (or the first hop). `half=True` runs the network in float16 (CUDA only).
     `engine_kind` says what runs ("compiled", "compiled+cudagraph", "eager", "eager+cudagraph", "naive").
     `threads`: intra-op threads to set (process-wide; see streaming/engine/cpu.py), None: leave torch's setting.
+    `hops_per_step`: K hops per network call (cached mode), at (K - 1) hops of extra latency.
     """
 
     def __init__(self, separator: Separator, device: str | torch.device | None = None, channels: int = 2,
                  mode: str = "cached", max_block_hops: int = 32, half: bool = False, compile="off",
-                 threads: int | str | None = None):
+                 threads: int | str | None = None, hops_per_step: int = 1):
         if not separator.causal:
             raise UserError("streaming needs a causal separator (preset with causal: true); "
                             f"got an offline one (n_fft={separator.n_fft})")
@@ -97,6 +117,8 @@ class StreamingSeparator:
             raise UserError(f"expected 1 or {separator.audio_channels} audio channels, got {channels}")
         if mode not in ("cached", "naive"):
             raise ValueError(f"mode must be 'cached' or 'naive', got {mode!r}")
+        if not isinstance(hops_per_step, int) or not 1 <= hops_per_step <= 16 or (mode == "naive" and hops_per_step != 1):
+            raise UserError(f"expected hops per step from 1 to 16 (1 in naive mode), got {hops_per_step!r}")
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         if half and self.device.type != "cuda":
             raise UserError("half precision needs a CUDA device")
@@ -114,9 +136,11 @@ class StreamingSeparator:
         self.sample_rate = separator.sample_rate
         self.n_fft = separator.n_fft
         self.hop_length = hop = separator.hop_length
-        self.latency_samples = separator.latency_samples
+        self.hops_per_step = k = hops_per_step
+        self.step_latency_samples = (k - 1) * hop     # waiting for K hops before a call
+        self.latency_samples = separator.latency_samples + self.step_latency_samples
         self.receptive_field_frames = separator.receptive_field_frames
-        self.max_block_hops = max(1, int(max_block_hops))
+        self.max_block_hops = -(-max(1, int(max_block_hops)) // k) * k   # whole steps
         n_stems, ca = len(self.stems), separator.audio_channels
         history = self.n_fft - hop
         # Synthesis span: the part of a frame that reaches the output (n_fft, or less for asymmetric windows).
@@ -184,6 +208,10 @@ class StreamingSeparator:
             n_bins = self.separator.config.n_freq
             self._feat_hist = torch.zeros(1, self.separator.audio_channels, 0, n_bins, device=self.device, dtype=self.dtype)
 
+    def reset_stats(self) -> None:
+        """Forget the per-hop compute times (`step_times_ms`, `rtf`), nothing else."""
+        self._steps = 0
+
     def warm_up(self, hops: int = 8) -> None:
         """Compile (when asked) and run silence through the per-hop path, then reset: call before a real-time
         stream starts so that no compilation or first-call allocation happens in the audio path."""
@@ -196,8 +224,11 @@ class StreamingSeparator:
 
     # compilation ---------------------------------------------------------------------------------
     def _example(self) -> tuple[torch.Tensor, torch.Tensor]:
-        probe = torch.zeros(self.separator.audio_channels, self.n_fft, device=self.device)
-        return probe, torch.view_as_real(torch.fft.rfft(probe * self._window))
+        """A step's input samples (Ca, n_fft + (K-1) hop) and its frames' spectra (Ca, K, F+1, 2)."""
+        span = self.n_fft + (self.hops_per_step - 1) * self.hop_length
+        probe = torch.zeros(self.separator.audio_channels, span, device=self.device)
+        frames = probe.unfold(-1, self.n_fft, self.hop_length)
+        return probe, torch.view_as_real(torch.fft.rfft(frames * self._window))
 
     def skip_compile_unless_cached(self) -> bool:
         """With compile=auto: run eager unless the compiled step is already cached (a short file run would
@@ -281,7 +312,7 @@ class StreamingSeparator:
                 dst[bad] = 0.0
             self._in_fill += take
             pos += take
-            hops = self._in_fill // hop
+            hops = self._in_fill // (hop * self.hops_per_step) * self.hops_per_step
             if hops:
                 self._process(hops)
             # Hand out what this input has paid for so the FIFO never overflows.
@@ -311,10 +342,11 @@ class StreamingSeparator:
         self._out_len += k
 
     def _hop_with(self, core, x: Tensor) -> Tensor:
-        """One frame x (Ca, n_fft) -> the synthesis span of the windowed stem frames (S, Ca, span):
-        FFT, core, inverse FFT."""
-        spec = torch.view_as_real(torch.fft.rfft(x * self._window))                # (Ca, F+1, 2)
-        est = torch.view_as_complex(core(spec))                                    # (S, Ca, F+1)
+        """The K frames of x (Ca, n_fft + (K-1) hop) -> the synthesis spans of the windowed stem frames
+        (S, Ca, K, span): FFT, core, inverse FFT."""
+        frames = x.unfold(-1, self.n_fft, self.hop_length)                         # (Ca, K, n_fft)
+        spec = torch.view_as_real(torch.fft.rfft(frames * self._window))           # (Ca, K, F+1, 2)
+        est = torch.view_as_complex(core(spec))                                    # (S, Ca, K, F+1)
         return torch.fft.irfft(est, n=self.n_fft)[..., self.n_fft - self.synthesis_length:] * self._synthesis
 
     def _hop_eager(self, x: Tensor) -> Tensor:
@@ -322,7 +354,8 @@ class StreamingSeparator:
 
     @torch.inference_mode()
     def _process(self, hops: int) -> None:
-        """Run `hops` new frames through STFT -> network -> masks -> overlap-add; push finished samples."""
+        """Run `hops` new frames (a multiple of K) through STFT -> network -> masks -> overlap-add; push
+        finished samples."""
         hop, n_fft = self.hop_length, self.n_fft
         frames_in = n_fft + (hops - 1) * hop           # input samples the k frames cover
         if not self._ready:
@@ -333,8 +366,12 @@ class StreamingSeparator:
             x = x.expand(self.separator.audio_channels, -1)
         acc, span = self._acc, self.synthesis_length
         if self.mode == "cached":
-            for j in range(hops):
-                acc[:, :, j * hop:j * hop + span] += self._hop_fn(x[:, j * hop:j * hop + n_fft])
+            k = self.hops_per_step
+            step_in = n_fft + (k - 1) * hop
+            for g in range(0, hops, k):
+                frames = self._hop_fn(x[:, g * hop:g * hop + step_in])              # (S, Ca, K, span)
+                for j in range(k):
+                    acc[:, :, (g + j) * hop:(g + j) * hop + span] += frames[:, :, j]
         else:
             spec = torch.stft(x, n_fft, hop, window=self._window, center=False, return_complex=True)
             spec = spec.transpose(1, 2).unsqueeze(0)                               # (1, Ca, k, F+1)
@@ -356,7 +393,7 @@ class StreamingSeparator:
         self._in[:, :keep] = self._in[:, done:done + keep].copy()
         self._in_fill -= done
         self._frame += hops
-        self.model_calls += 1 if self.mode == "naive" else hops
+        self.model_calls += 1 if self.mode == "naive" else hops // self.hops_per_step
         skip = min(self._skip, done)
         self._skip -= skip
         self._push(y[:, :, skip:])

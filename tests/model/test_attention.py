@@ -28,14 +28,20 @@ def same(a, b, w, s):
     return (a - s) // w == (b - s) // w
 
 
+def with_random_bias(branch):
+    """`branch` with its relative-position bias table drawn at random (it starts at zero, which would hide
+    a wrongly indexed bias)."""
+    with torch.no_grad():
+        branch.rel_bias.normal_()
+    return branch
+
+
 @pytest.mark.parametrize("shifted", [False, True])
 @pytest.mark.parametrize("t,f", [(8, 8), (13, 11), (5, 3)])
 def test_offline_shifted_window_mask_matches_brute_force(shifted, t, f):
     torch.manual_seed(0)
     wt, wf = 4, 4
-    branch = WindowAttention(16, 2, 2.0, (wt, wf), shifted, causal=False).eval()
-    with torch.no_grad():
-        branch.rel_bias.normal_()
+    branch = with_random_bias(WindowAttention(16, 2, 2.0, (wt, wf), shifted, causal=False).eval())
     st, sf = branch.st, branch.sf
     x = torch.randn(2, t, f, 16)
     table = branch.rel_bias.view(2, 2 * wt - 1, 2 * wf - 1)
@@ -51,9 +57,7 @@ def test_offline_shifted_window_mask_matches_brute_force(shifted, t, f):
 def test_causal_window_attention_matches_brute_force(shifted, t, f, t0):
     torch.manual_seed(1)
     wt, wf = 4, 4
-    branch = WindowAttention(16, 2, 2.0, (wt, wf), shifted, causal=True).eval()
-    with torch.no_grad():
-        branch.rel_bias.normal_()
+    branch = with_random_bias(WindowAttention(16, 2, 2.0, (wt, wf), shifted, causal=True).eval())
     st, sf = branch.st, branch.sf
     x = torch.randn(1, t, f, 16)
     table = branch.rel_bias.view(2, wt, 2 * wf - 1)
@@ -68,9 +72,7 @@ def test_causal_window_attention_matches_brute_force(shifted, t, f, t0):
 @pytest.mark.parametrize("t,window", [(12, 4), (5, 8), (20, 1)])
 def test_causal_temporal_attention_matches_brute_force(t, window):
     torch.manual_seed(2)
-    branch = TemporalAttention(16, 2, 2.0, window, causal=True).eval()
-    with torch.no_grad():
-        branch.rel_bias.normal_()
+    branch = with_random_bias(TemporalAttention(16, 2, 2.0, window, causal=True).eval())
     x = torch.randn(1, t, 3, 16)
     state = [torch.zeros(s) for s in branch.state_shapes(1, 3)]
     ref = brute_force(branch, x,
@@ -104,10 +106,8 @@ def test_from_start_path_equals_the_blocked_path_with_gradients(cls, shifted, t)
     and gradients (learned bias included) as the general blocked path, here reached through a t0 = 0
     call of one frame followed by the rest at t0 = 1."""
     torch.manual_seed(4)
-    branch = (TemporalAttention(16, 2, 2.0, 6, causal=True) if cls == "tsa"
-              else WindowAttention(16, 2, 2.0, (4, 4), shifted, causal=True)).train()
-    with torch.no_grad():
-        branch.rel_bias.normal_()
+    branch = with_random_bias((TemporalAttention(16, 2, 2.0, 6, causal=True) if cls == "tsa"
+                               else WindowAttention(16, 2, 2.0, (4, 4), shifted, causal=True)).train())
     x = torch.randn(2, t, 8, 16, requires_grad=True)
     state = [torch.randn(s) for s in branch.state_shapes(2, 8)]  # at t0 = 0 the state must not matter
     whole, s_whole = branch.mix(x, state, 0)

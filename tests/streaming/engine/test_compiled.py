@@ -23,12 +23,6 @@ pytestmark = pytest.mark.skipif(not compiled.can_compile(torch.device("cpu"))[0]
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(11)
-    return model.build_separator("tiny").eval()
-
-
-@pytest.fixture(scope="module")
 def warm_engine(tiny):
     """A compiled tiny engine, warmed up (compiled) once for the module."""
     engine = StreamingSeparator(tiny, device="cpu", compile="on")
@@ -91,6 +85,23 @@ def test_streaming_preset_compiled_equals_offline():
     out = stream(engine, x[0].numpy(), np.random.default_rng(7), sizes=(1, 511, 512, 513, 2000, 4096))
     assert engine.engine_kind == "compiled"
     assert np.abs(out[..., engine.latency_samples:] - offline(sep, x)).max() < 1e-4
+
+
+def test_compiled_k_hops_per_step_equals_offline_and_never_recompiles(tiny):
+    """K = 2 hops per compiled call: one static graph of two frames, the offline output one hop later."""
+    x = 0.3 * torch.randn(1, 2, 6001, generator=torch.Generator().manual_seed(12))
+    engine = StreamingSeparator(tiny, device="cpu", compile="on", hops_per_step=2)
+    engine.warm_up()
+    assert engine.engine_kind == "compiled" and engine.latency_samples == 512 + 256
+    before = dict(counters["frames"])
+    rng = np.random.default_rng(3)
+    with torch.compiler.set_stance("fail_on_recompile"):
+        for _ in range(2):
+            out = stream(engine, x[0].numpy(), rng)
+            assert np.abs(out[..., engine.latency_samples:] - offline(tiny, x)).max() < 1e-4
+            assert np.abs(out[..., :engine.latency_samples]).max() == 0.0
+            engine.reset()
+    assert dict(counters["frames"]) == before
 
 
 def test_compile_settings():

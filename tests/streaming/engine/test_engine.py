@@ -40,6 +40,47 @@ def test_streaming_equals_offline(tiny_separator, channels, mode):
         engine.reset()
 
 
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_k_hops_per_step_equal_offline_at_k_minus_1_hops_more_latency(tiny_separator, k):
+    """K hops per network call: the K frames go through the network as one batch, and the output is still the
+    offline causal output, exactly, (K - 1) hops later; K times fewer calls."""
+    x = 0.3 * torch.randn(1, 2, 7001, generator=torch.Generator().manual_seed(k))
+    with torch.no_grad():
+        ref = tiny_separator(x)[0].numpy()
+    engine = StreamingSeparator(tiny_separator, device="cpu", hops_per_step=k)
+    assert engine.step_latency_samples == (k - 1) * 256
+    assert engine.latency_samples == 512 + (k - 1) * 256
+    rng = np.random.default_rng(k)
+    for _ in range(2):
+        out = stream(engine, x[0].numpy(), rng)
+        lat = engine.latency_samples
+        assert out.shape == (2, 2, 7001 + lat)
+        assert np.abs(out[..., lat:] - ref).max() < 1e-4
+        assert np.abs(out[..., :lat]).max() == 0.0
+        hops = len(engine.step_times_ms)
+        assert hops % k == 0 and engine.model_calls == hops // k
+        engine.reset()
+
+
+def test_k_hops_per_step_with_asymmetric_windows():
+    sep = asymmetric_tiny()
+    x = 0.3 * torch.randn(1, 2, 5001, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        ref = sep(x)[0].numpy()
+    engine = StreamingSeparator(sep, device="cpu", hops_per_step=2)
+    out = stream(engine, x[0].numpy(), np.random.default_rng(1), sizes=(1, 63, 64, 65, 300, 1000))
+    assert engine.latency_samples == 128 + 64
+    assert np.abs(out[..., 192:] - ref).max() < 1e-4
+
+
+def test_hops_per_step_is_checked(tiny_separator):
+    for bad in (0, 17, 2.0):
+        with pytest.raises(core.UserError, match="hops per step"):
+            StreamingSeparator(tiny_separator, device="cpu", hops_per_step=bad)
+    with pytest.raises(core.UserError, match="naive"):
+        StreamingSeparator(tiny_separator, device="cpu", mode="naive", hops_per_step=2)
+
+
 def test_streaming_preset_equals_offline():
     sep = model.build_separator("streaming").eval()
     x = 0.3 * torch.randn(1, 2, 20000, generator=torch.Generator().manual_seed(5))
