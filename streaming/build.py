@@ -54,7 +54,7 @@ def _router(plan: RunPlan, device_out_channels: int | None) -> Router | None:
     """--jack-ports' layout, the --route list (checked against the device's channels), the mic's default
     (the mix and the mic on 1-2), or None: the mix on two channels (its mono sum on a mono device)."""
     mic = plan.mic is not None
-    if plan.jack_client:
+    if plan.port_names:
         return Router(list(plan.routes), plan.stems, mic, port_names=list(plan.port_names))
     if plan.routes:
         return Router(list(plan.routes), plan.stems, mic, out_channels=device_out_channels)
@@ -105,13 +105,55 @@ def _torch_device(name: str) -> str:
     return name
 
 
+AUTO_PROBE_CALLS = 64   # hops_per_step auto: timed calls per candidate K
+
+
 def make_engine(plan: RunPlan, separator):
     """The streaming engine the plan asks for (device, compile setting, threads), cold: `warm_engine` compiles
-    and warms it up once its pieces are built, before any stream opens."""
+    and warms it up once its pieces are built, before any stream opens. With hops per step `auto`, a live
+    plan's engine comes from `pick_hops` (compiled, warm); any other run takes K = 1."""
+    cfg = plan.settings.engine
+    if cfg.hops_per_step == "auto":
+        if plan.live:
+            return pick_hops(plan, separator)
+        print("streaming: hops per step auto: 1 (a file -> file run has no real-time deadline)", file=sys.stderr)
+    return _engine(plan, separator, 1 if cfg.hops_per_step == "auto" else cfg.hops_per_step)
+
+
+def _engine(plan: RunPlan, separator, k: int):
     from .engine.separator import StreamingSeparator
     cfg = plan.settings.engine
     setting = cfg.compile if plan.compile is None else plan.compile
-    return StreamingSeparator(separator, device=_torch_device(plan.device), compile=setting, threads=cfg.threads)
+    return StreamingSeparator(separator, device=_torch_device(plan.device), compile=setting, threads=cfg.threads,
+                              hops_per_step=k)
+
+
+def pick_hops(plan: RunPlan, separator):
+    """`hops_per_step: auto`: for K = 1, 2, 4, ... up to streaming.auto_hops_max, build the engine, warm it up
+    (compiling it, as the run would) and time AUTO_PROBE_CALLS calls on silence; the first K whose p99 call
+    fits streaming.auto_hops_budget of its K hops wins (else the largest tried). -> that engine, warm."""
+    import numpy as np
+    cfg = plan.settings.engine
+    ks = [k for k in (1, 2, 4, 8, 16) if k <= cfg.auto_hops_max]
+    tried = []
+    for k in ks:
+        engine = _engine(plan, separator, k)
+        warm_engine(plan, engine)
+        engine.reset_stats()
+        silence = np.zeros((engine.channels, k * engine.hop_length), np.float32)
+        for _ in range(AUTO_PROBE_CALLS):
+            engine.feed(silence)
+        p99 = float(np.percentile(engine.step_times_ms * k, 99))      # step_times_ms is per hop: x K per call
+        engine.reset()
+        hops_ms = 1000.0 * k * engine.hop_length / engine.sample_rate
+        tried.append(f"K={k}: call p99 {p99:.2f} ms of {hops_ms:.1f}")
+        if p99 <= cfg.auto_hops_budget * hops_ms or k == ks[-1]:
+            verdict = "fits" if p99 <= cfg.auto_hops_budget * hops_ms else "does not fit; the largest tried"
+            print(f"streaming: hops per step auto: {k} ({'; '.join(tried)}; budget {100 * cfg.auto_hops_budget:g} % "
+                  f"of the call's hops: {verdict})", file=sys.stderr)
+            engine.reset_stats()
+            return engine
+    raise AssertionError("unreachable")
 
 
 def warm_engine(plan: RunPlan, engine, file_seconds: float | None = None) -> None:

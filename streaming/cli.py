@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.errors import run_cli
+from core.errors import OneLineParser, run_main
 
 EPILOG = """\
 inputs : mic | default (default input device), a device index or name substring, an audio file
-         (played in real time, or as fast as possible when --output is a file), or demo (the MUSDB18
-         preview clip shipped with stempeg).
+         (played in real time, or as fast as possible when --output is a file), demo (the MUSDB18
+         preview clip shipped with stempeg), or jack:PATTERN: another program's JACK output ports (a
+         player, a browser; PATTERN is part of the client:port name, e.g. jack:mpv, jack:Firefox), through
+         the host's own JACK client; connected when they appear, again after the program restarts.
 outputs: speakers | default, a device index or name substring, or a .wav / .flac file (aligned with
          the input: latency removed, same length).
 mixer  : --mute / --solo STEM and --gain STEM=DB are repeatable; --master DB; stem names come from the
@@ -20,7 +22,9 @@ plugins: --fx TARGET=EFFECT[:PARAM=VALUE,...] appends an effect to a stem's chai
          parameter. --key SEMITONES shifts every non-vocal stem (-12..12, fractions allowed).
 routing: --route SOURCE=CHANNELS (a stem, mix, dry or mic; 1-based channels, e.g. vocals=3,4) is
          repeatable and replaces the default (mix on 1-2); with a file output, one multichannel file.
-         --jack-ports opens a JACK client with a named port pair per stem plus the mix.
+         --jack-ports opens a JACK client with a named port pair per stem plus the mix; --connect
+         SOURCE=PORTS wires a pair to other clients on start (mix=system:playback by default);
+         --list-ports shows what there is to connect.
 mic    : --mic CHANNEL adds the singer's microphone (an input channel) through its own chain
          (chains.mic) to the output without the separation delay.
 MIDI   : --midi PORT|virtual opens an input; controls map to actions through --midi-map FILE (written by
@@ -40,18 +44,21 @@ example: python -m streaming --input demo --mute vocals --output karaoke.wav
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+def _hops(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 16 or auto, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m streaming", description="Real-time music source separation host: live remix "
+    p = OneLineParser(prog="python -m streaming", description="Real-time music source separation host: live remix "
                 "(karaoke, stem solo / mute / gain) from an audio interface, a file or the demo clip, with MIDI control.",
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("input / output")
-    io.add_argument("--input", "-i", default="mic", help="mic|default|INDEX|NAME|FILE|demo (default: mic)")
+    io.add_argument("--input", "-i", default="mic", help="mic|default|INDEX|NAME|FILE|demo|jack:PATTERN (default: mic)")
     io.add_argument("--output", "-o", default="speakers", help="speakers|default|INDEX|NAME|FILE.wav|FILE.flac "
                     "(default: speakers)")
     io.add_argument("--channels", help="input channels of a multi-channel interface, 1-based, e.g. 1,2 or 3 "
@@ -59,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--samplerate", type=int, help="device sample rate in Hz (default: the device's)")
     io.add_argument("--duration", type=float, help="stop after this many seconds")
     io.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    io.add_argument("--list-ports", action="store_true", help="list the JACK server's audio ports (sources for "
+                    "--input jack:, destinations for --connect) and exit")
+    io.add_argument("--wait", type=float, metavar="S", help="with --input jack:PATTERN: wait up to S seconds for "
+                    "matching ports before starting, then fail (0: they must be there now); default: start at once "
+                    "and connect them whenever they appear")
     mx = p.add_argument_group("stem mixer")
     mx.add_argument("--mute", action="append", default=[], metavar="STEM", help="mute a stem (repeatable)")
     mx.add_argument("--solo", action="append", default=[], metavar="STEM", help="solo a stem (repeatable)")
@@ -79,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "head-start margin together (config latency_modes): lowest = lowlatency model, 128-frame blocks; "
                     "balanced = default model, 256; safe = default model, 512, wide margin. The total is printed at start")
     au.add_argument("--blocksize", type=int, help="frames per audio callback (config host.blocksize)")
+    au.add_argument("--hops-per-step", type=_hops, metavar="K|auto", help="run K model hops per network call, as "
+                    "one batch: cheaper per hop, K - 1 hops more latency; auto: the smallest K (1, 2, 4, ...) whose "
+                    "call the start-up probe times within streaming.auto_hops_budget of its hops (config "
+                    "streaming.hops_per_step; --latency-mode lowest: 2)")
     au.add_argument("--latency", help="PortAudio suggested latency: low|high|SECONDS (config host.latency)")
     au.add_argument("--late", choices=("dry", "silence"), help="what a late block plays (config host.late_policy)")
     au.add_argument("--config", help="YAML file whose values override config.yaml")
@@ -97,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="play a stem, mix, dry or mic on these 1-based output channels (repeatable)")
     fx.add_argument("--jack-ports", action="store_true", help="JACK: open a client with one named output port "
                     "pair per stem plus the mix (and the mic)")
+    fx.add_argument("--connect", action="append", default=[], metavar="SOURCE=PORTS",
+                    help="JACK: connect our SOURCE_L/_R ports (mix, a stem with --jack-ports, mic) to these input "
+                    "ports (names or patterns, comma list; 'none': unconnected) when the stream opens, undone at "
+                    "exit (repeatable; config routing.connect; default mix=system:playback)")
     fx.add_argument("--mic", type=int, metavar="CHANNEL", help="the singer's microphone: this 1-based input "
                     "channel, through chains.mic, added without the separation delay")
     fx.add_argument("--mic-level", type=float, metavar="DB", help="mic level in dB (config mic.level_db)")
@@ -118,13 +138,15 @@ def _say_mode(p, where: str) -> None:
     mode, host = p.settings.mode, p.settings.host
     if mode is None:
         return
+    k = p.settings.engine.hops_per_step
+    steps = ", hops per step from the start-up probe" if k == "auto" else f", {k} hops per step" if k > 1 else ""
     if p.live:
         what = (f"block {host.blocksize}, head-start margin {host.prefill_margin_ms:g} ms "
                 f"(p{host.prefill_quantile:g} of the measured worker time)")
     else:
         what = f"its block {host.blocksize} and head start apply to live runs only"
     random = "random weights" in where.lower()
-    print(f"streaming: latency mode {mode.name}: {where}, {what}"
+    print(f"streaming: latency mode {mode.name}: {where}{steps}, {what}"
           + ("\nstreaming: WARNING: this mode's model has RANDOM weights (no trained checkpoint "
              f"{mode.checkpoint_path()} yet): the output is NOT a separation" if random else ""), file=sys.stderr)
 
@@ -136,6 +158,10 @@ def run(args) -> int:
     if args.list_devices:
         from .host.sources import list_devices
         print(list_devices())
+        return 0
+    if args.list_ports:
+        from .host.jack_graph import list_ports
+        print(list_ports(settings.routing.jack_client_name))
         return 0
     if args.list_midi:
         from .control.midi import list_midi_ports
@@ -159,5 +185,4 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli("python -m streaming", lambda: run(args))
+    return run_main(build_parser(), run, argv)

@@ -16,7 +16,7 @@ from .plan import RunPlan
 
 def open_source_of(plan: RunPlan):
     """The file / demo input of the plan (None: an input device)."""
-    return open_source(plan.input, plan.in_channels) if plan.input.kind != "device" else None
+    return open_source(plan.input, plan.in_channels) if plan.input.kind not in ("device", "jack") else None
 
 
 def open_live(plan: RunPlan, engine, source=None):
@@ -27,6 +27,9 @@ def open_live(plan: RunPlan, engine, source=None):
     if source is None:
         source = open_source_of(plan)
     fmt = negotiate(plan, source)
+    if plan.wait_s is not None:
+        from .host.jack_graph import wait_for_source
+        wait_for_source(plan.jack_client, plan.input.spec, plan.wait_s)
     pieces = build(plan, engine, fmt.rate, fmt.max_out)
     _warn_silent(pieces)
     return LiveHost(pieces, fmt, plan.settings.host, source=source,
@@ -54,12 +57,12 @@ def _prepare(plan: RunPlan, engine, where: str, source):
     warm_engine(plan, engine)
     ports = f"; JACK ports {', '.join(host.port_names)}" if host.port_names else ""
     route = f"{host.fmt.in_name} -> {host.fmt.out_name} at {host.rate} Hz, block {host.blocksize}"
-    print(f"streaming: {route} ({where}; stems {', '.join(plan.stems)}{ports}); Ctrl-C stops", file=sys.stderr)
+    banner = f"streaming: {route} ({where}; stems {', '.join(plan.stems)}{ports}); Ctrl-C stops"
     main_loop = None
     if plan.ui:
         from .ui.mixer_app import mixer_main_loop
         main_loop = mixer_main_loop(host, plan.settings.ui, where, route)
-    return host.pieces, lambda: host.run(plan.duration, main_loop=main_loop), host
+    return host.pieces, lambda: host.run(plan.duration, main_loop=main_loop, banner=banner), host
 
 
 def run_plan(plan: RunPlan, engine, where: str, source=None) -> dict:
@@ -84,6 +87,10 @@ def run_plan(plan: RunPlan, engine, where: str, source=None) -> dict:
     d["controls"] = pieces.controls.snapshot()
     if plan.stats_json:
         write_stats_json(d, plan.stats_json)
+    if d.get("jack_server_gone"):
+        written = f"; figures in {plan.stats_json}" if plan.stats_json else ""
+        raise UserError(f"the JACK server went away mid-run ({d['jack_server_gone']}); the run ended after "
+                        f"{d['wall_seconds']:.1f} s{written}")
     return d
 
 

@@ -20,6 +20,7 @@ from core.errors import UserError
 from core.files import check_output_file
 
 from .control.midi import MidiMap, load_midi_map
+from .host.jack_graph import ConnectSpec, parse_connect
 from .host.sources import Endpoint, parse_channels, parse_input, parse_output
 from .processing.effects import EffectSpec
 from .processing.keyshift import check_semitones
@@ -73,8 +74,10 @@ class RunPlan:
     output: Endpoint | None = None
     in_channels: tuple[int, ...] = ()            # 0-based input columns (--channels); () = the first two
     routes: tuple[Route, ...] = ()               # --route, or the --jack-ports layout; () = the mix on 1-2
-    jack_client: str | None = None               # --jack-ports: this JACK client with `port_names`
+    jack_client: str | None = None               # --jack-ports / --input jack:: this JACK client with `port_names`
     port_names: tuple[str, ...] = ()
+    connect: tuple[ConnectSpec, ...] = ()        # our port pairs -> other clients' inputs (--connect, routing.connect)
+    wait_s: float | None = None                  # --wait: how long to wait for the --input jack: ports before start
     mic: MicPlan | None = None
     mixer: MixerPlan = MixerPlan()
     fx: dict[str, tuple[EffectSpec, ...]] = field(default_factory=dict)   # target -> its chain
@@ -94,7 +97,7 @@ class RunPlan:
         runs (list-controls, midi-learn)."""
         if self.input is None:
             return "none"
-        side = lambda e: "device" if e.kind == "device" else "file"
+        side = lambda e: "device" if e.kind in ("device", "jack") else "file"
         return f"{side(self.input)}->{side(self.output)}"
 
     @property
@@ -116,6 +119,8 @@ def _check_flags(args) -> None:
         raise UserError("--jack-ports gives every source its own named ports; expected either it or --route")
     if args.mic_level is not None and args.mic is None:
         raise UserError("--mic-level DB needs --mic CHANNEL (the microphone's input channel)")
+    if args.wait is not None and not 0 <= args.wait < 1e7:
+        raise UserError(f"--wait: expected a finite number of seconds >= 0, got {args.wait}")
 
 
 def _refuse_unhonoured(settings: Settings, kind: str, jack: bool) -> None:
@@ -138,6 +143,69 @@ def _refuse_unhonoured(settings: Settings, kind: str, jack: bool) -> None:
         if name in why:
             flag = settings.flag(name)
             raise UserError(f"{flag}: {why[name]}; expected no {flag}")
+
+
+def _late_policy(settings: Settings, kind: str, routes: tuple[Route, ...], stems: tuple[str, ...]) -> Settings:
+    """One late policy for every port. `dry` plays the live input on the ports that carry the mix (or the
+    dry input); a port that carries a stem has no dry equivalent, so a run that routes a stem plays a late
+    block as silence on every port: config `dry` becomes `silence` there, and `--late dry` is refused. A
+    file input has no live signal either: its late blocks are silence."""
+    host = settings.host
+    if host.late_policy != "dry":
+        return settings
+    silence = dataclasses.replace(settings, host=dataclasses.replace(host, late_policy="silence"))
+    if kind == "file->device":
+        return silence
+    stem_ports = list(dict.fromkeys(r.source for r in routes if r.source in stems))
+    if kind != "device->device" or not stem_ports:
+        return settings
+    if "late_policy" in settings.host_flags:
+        raise UserError(f"--late dry: a late block has no dry signal for the stem port{'s' if len(stem_ports) > 1 else ''} "
+                        f"({', '.join(stem_ports)}), and every port plays the same policy; expected --late silence "
+                        "or no --late")
+    return silence
+
+
+def _jack(settings: Settings, args, inp: Endpoint | None, out: Endpoint | None, stems: tuple[str, ...],
+          mic: bool) -> tuple[str | None, tuple[Route, ...] | None, tuple[str, ...], tuple[ConnectSpec, ...]]:
+    """The host's own JACK client, when `--jack-ports` or `--input jack:PATTERN` asks for one -> (client name,
+    its routes, its port names, the output connections), or (None, None, (), ()). Contradictions refused."""
+    follow = inp is not None and inp.kind == "jack"
+    given = [parse_connect(c) for c in args.connect]
+    if not (args.jack_ports or follow):
+        if given or args.wait is not None:
+            flag = "--connect" if given else "--wait"
+            raise UserError(f"{flag} needs the host's own JACK client; expected --input jack:PATTERN or --jack-ports")
+        return None, None, (), ()
+    if args.wait is not None and not follow:
+        raise UserError("--wait S waits for the ports of --input jack:PATTERN; expected that input too")
+    if follow:
+        if args.channels:
+            raise UserError("--channels picks an audio interface's channels; with --input jack:PATTERN the "
+                            "matched ports are the input (expected no --channels)")
+        if args.route:
+            raise UserError("--route plays on an audio interface's channels; with --input jack:PATTERN the host "
+                            "plays on its own JACK ports (expected --jack-ports for a port pair per stem)")
+        if out is not None and out.kind == "device" and out.spec not in ("speakers", "default"):
+            raise UserError(f"--output {out.spec}: with --input jack:PATTERN the host plays on its own JACK ports; "
+                            "expected no --output (connect them with --connect) or a .wav / .flac file")
+    routes, names = jack_layout(stems if args.jack_ports else (), mic)
+    if out is not None and out.kind == "file":
+        if given:
+            raise UserError("--connect: a run that writes a file has no output ports to connect; expected no --connect")
+        return settings.routing.jack_client_name, (), (), ()
+    pairs = list(dict.fromkeys(n.rpartition("_")[0] for n in names))
+    config = {src: ConnectSpec(src, tuple(t), explicit=False) for src, t in settings.routing.connect.items()}
+    for spec in given:
+        config[spec.source] = spec
+    for spec in given:
+        if spec.source not in pairs:
+            extra = " (stem ports need --jack-ports)" if spec.source in stems else ""
+            raise UserError(f"--connect {spec.source}=...: this run has no {spec.source} ports{extra}; expected "
+                            f"one of: {', '.join(pairs)}")
+    # config entries for ports this run lacks (a stem without --jack-ports) do not apply to it
+    connect = tuple(c for c in config.values() if c.source in pairs)
+    return settings.routing.jack_client_name, tuple(routes), tuple(names), connect
 
 
 def _mixer(args, stems: tuple[str, ...]) -> MixerPlan:
@@ -221,21 +289,21 @@ def plan(settings: Settings, args, stems: tuple[str, ...]) -> RunPlan:
     midi = _midi(settings, args, stems)
     key_bound = midi is not None and ("key" in midi.learn_params or (midi.map is not None and "key" in midi.map.params()))
     mixer = _mixer(args, stems)
-    jack_client, port_names = None, ()
-    if args.jack_ports:
-        jack_client = settings.routing.jack_client_name
-        jack_routes, names = jack_layout(stems, mic is not None)
-        routes, port_names = tuple(jack_routes), tuple(names)
+    jack_client, jack_routes, port_names, connect = _jack(settings, args, inp, out, stems, mic is not None)
+    if jack_routes is not None:
+        routes = jack_routes
     p = RunPlan(settings=settings, stems=stems, action=action, input=inp, output=out, in_channels=in_channels,
-                routes=routes, jack_client=jack_client, port_names=port_names, mic=mic, mixer=mixer, fx=fx,
+                routes=routes, jack_client=jack_client, port_names=port_names, connect=connect, wait_s=args.wait,
+                mic=mic, mixer=mixer, fx=fx,
                 key_semitones=args.key, key_bound=key_bound, midi=midi, duration=args.duration,
                 stats_json=args.stats_json, device=args.device or "cpu", compile=args.compile)
     if action != "run":
         return p
     if args.jack_ports and out.kind != "device":
         raise UserError("--jack-ports: expected the output to be the JACK server (leave out --output FILE)")
-    if mic is not None and (inp.kind != "device" or out.kind != "device"):
+    if mic is not None and (inp.kind not in ("device", "jack") or out.kind != "device"):
         raise UserError("--mic: expected an audio interface for input and output (the singer hears the mic live)")
-    _refuse_unhonoured(settings, p.kind, bool(args.jack_ports))
+    _refuse_unhonoured(settings, p.kind, jack_client is not None)
+    settings = _late_policy(settings, p.kind, routes, stems)
     ui = _ui(settings, args, p.live)
-    return dataclasses.replace(p, ui=ui, status=not (args.quiet or ui))
+    return dataclasses.replace(p, settings=settings, ui=ui, status=not (args.quiet or ui))

@@ -64,9 +64,11 @@ SECTION_TYPES = {"host": HostConfig, "streaming": EngineConfig, "mixer": MixerCo
 
 
 def load_settings(config_path: str | None = None, blocksize: int | None = None, latency: str | None = None,
-                  late: str | None = None, samplerate: int | None = None, latency_mode: str | None = None) -> Settings:
+                  late: str | None = None, samplerate: int | None = None, latency_mode: str | None = None,
+                  hops_per_step: int | None = None) -> Settings:
     """config.yaml + the `--config` file + the host flags (None: not given) -> Settings. A bad value is a
-    UserError naming the section and key, or the flag."""
+    UserError naming the section and key, or the flag. `hops_per_step` (--hops-per-step) wins over the
+    latency mode's, which wins over streaming.hops_per_step."""
     from core.config import resolve_sections
 
     from . import COMMAND
@@ -85,14 +87,20 @@ def load_settings(config_path: str | None = None, blocksize: int | None = None, 
             raise UserError(f"--latency-mode {latency_mode}: expected one of {', '.join(modes) or '(none configured)'}")
         mode = modes[latency_mode]
         host = mode.host_config(host, blocksize_given=blocksize is not None)
-    return Settings(config=config, host=host, engine=built["streaming"], mixer=built["mixer"], midi=built["midi"],
+    engine = built["streaming"]
+    if hops_per_step is not None:
+        engine = replace(engine, {"hops_per_step": "--hops-per-step"}, hops_per_step=hops_per_step)
+    elif mode is not None and mode.hops_per_step is not None:
+        engine = replace(engine, {}, hops_per_step=mode.hops_per_step)
+    return Settings(config=config, host=host, engine=engine, mixer=built["mixer"], midi=built["midi"],
                     chains=built["chains"], key=built["key"], mic=built["mic"], routing=built["routing"],
                     meters=built["meters"], ui=built["ui"], mode=mode, host_flags=frozenset(given))
 
 
 def settings_from_args(args) -> Settings:
     """The parsed `python -m streaming` arguments -> Settings."""
-    return load_settings(args.config, args.blocksize, args.latency, args.late, args.samplerate, args.latency_mode)
+    return load_settings(args.config, args.blocksize, args.latency, args.late, args.samplerate, args.latency_mode,
+                         args.hops_per_step)
 
 
 def load_separator(settings: Settings, checkpoint: str | None, preset: str | None):

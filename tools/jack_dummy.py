@@ -74,6 +74,10 @@ class JackDummyServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server (what its clients see as a server that went away); harmless when stopped."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -14,6 +14,8 @@ class HostConfig:
     blocksize: int = setting(256, ge=0, le=16384)        # frames per audio callback (0: whatever the device gives)
     latency: str | float = setting("low", choices=("low", "high"), gt=0, le=10)  # PortAudio latency: low | high | s
     late_policy: str = setting("dry", choices=("dry", "silence"))  # a block the worker has not finished
+    adaptive_headstart: bool = True      # a late block grows the head start by one block (up to the max below)
+    adaptive_headstart_max_ms: float = setting(25.0, ge=0, le=2000)   # the head start (buffers) it may grow to
     # output head start in device blocks (beyond the resamplers' lag); auto = from the measured worker
     # time per block (streaming/host/headstart.py)
     prefill_blocks: int | Literal["auto"] = setting("auto", ge=1, le=4096)

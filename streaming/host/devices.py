@@ -33,7 +33,8 @@ class DeviceFormat:
     max_out: int | None = None      # the output device's channel count (None: a file, or --jack-ports)
     in_live: bool = False           # the input is live (a device, or the JACK client's capture ports)
     out_live: bool = False          # the output is live (a device, or the JACK client's ports)
-    jack_client: str | None = None  # --jack-ports: a JACK client of our own, not a PortAudio stream
+    jack_client: str | None = None  # --jack-ports / --input jack:: a JACK client of our own, not a PortAudio stream
+    jack_wiring: object = None      # jack_ports.JackWiring of that client (what it follows and connects)
 
 
 def _sd():
@@ -76,8 +77,9 @@ def _input_columns(plan, max_in: int) -> tuple[tuple[int, ...], int, int | None]
 
 
 def _jack_client_format(plan) -> DeviceFormat:
-    """--jack-ports: the server's rate and period; the inputs are its physical capture ports."""
-    from .jack_ports import server_info
+    """--jack-ports / --input jack:PATTERN: the server's rate and period; the inputs are its physical capture
+    ports, or two ports that follow PATTERN's output ports (and the mic on a capture port)."""
+    from .jack_ports import JackWiring, server_info
     host, given = plan.settings.host, plan.settings.host_flags
     rate, period, captures = server_info(plan.jack_client)
     if host.samplerate and host.samplerate != rate:
@@ -85,12 +87,26 @@ def _jack_client_format(plan) -> DeviceFormat:
         raise UserError(f"{where} {host.samplerate}: the JACK server runs at {rate} Hz; "
                         f"expected that rate (or leave {where} out)")
     _check_period(plan, period)
-    live_in = plan.input.kind == "device"
-    in_cols, dev_in, mic = _input_columns(plan, captures) if live_in else ((), 0, None)
+    follow = plan.input.kind == "jack"
+    wiring = JackWiring(connect=plan.connect, follow_interval_s=plan.settings.routing.follow_interval_s)
+    live_in = plan.input.kind == "device" or follow
+    in_name = f"JACK {plan.jack_client}" if live_in else ""
+    if follow:
+        mic = 2 if plan.mic is not None else None
+        if plan.mic is not None and plan.mic.channel >= captures:
+            raise UserError(f"--mic {plan.mic.channel + 1}: the JACK server has {captures} capture ports; expected "
+                            f"a channel between 1 and {captures}")
+        in_cols, dev_in = (0, 1), 2 + (mic is not None)
+        wiring = dataclasses.replace(wiring, follow=plan.input.spec,
+                                     mic_capture=plan.mic.channel if plan.mic is not None else None)
+        in_name = plan.input.name
+    else:
+        in_cols, dev_in, mic = _input_columns(plan, captures) if live_in else ((), 0, None)
+    out_live = plan.output.kind == "device"
     return DeviceFormat(rate=rate, blocksize=period, pa_blocksize=period, in_device=None, out_device=None,
-                        in_name=f"JACK {plan.jack_client}" if live_in else "", out_name=f"JACK {plan.jack_client}",
+                        in_name=in_name, out_name=f"JACK {plan.jack_client}" if out_live else str(plan.output.path),
                         in_cols=in_cols, dev_in_channels=dev_in, mic_channel=mic, jack_client=plan.jack_client,
-                        in_live=live_in, out_live=True)
+                        jack_wiring=wiring, in_live=live_in, out_live=out_live)
 
 
 def _check_period(plan, period: int) -> None:

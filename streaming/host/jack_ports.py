@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Self
 
 import numpy as np
@@ -33,6 +34,16 @@ def jack_module():
     return jack
 
 
+def open_client(name: str, what: str = "JACK"):
+    """A JACK client of this name on the running server (never starting one); `what` leads the one-line error."""
+    jack = jack_module()
+    try:
+        return jack.Client(name, no_start_server=True)
+    except jack.JackError as e:
+        raise UserError(f"{what}: cannot connect to a JACK server ({e}); expected a running jackd "
+                        "or PipeWire-JACK (pw-jack)") from None
+
+
 def server_format(client_name: str) -> tuple[int, int]:
     """(sample rate, period frames) of the running JACK server."""
     return server_info(client_name)[:2]
@@ -40,12 +51,7 @@ def server_format(client_name: str) -> tuple[int, int]:
 
 def server_info(client_name: str) -> tuple[int, int, int]:
     """(sample rate, period frames, physical capture ports) of the running JACK server."""
-    jack = jack_module()
-    try:
-        client = jack.Client(f"{client_name}-probe", no_start_server=True)
-    except jack.JackError as e:
-        raise UserError(f"--jack-ports: cannot connect to a JACK server ({e}); expected a running jackd "
-                        "or PipeWire-JACK") from None
+    client = open_client(f"{client_name}-probe")
     try:
         captures = client.get_ports(is_audio=True, is_output=True, is_physical=True)
         return int(client.samplerate), int(client.blocksize), len(captures)
@@ -138,21 +144,33 @@ class _Status:
         return self.input_overflow or self.output_underflow
 
 
+@dataclass(frozen=True)
+class JackWiring:
+    """What the client connects: `follow` (a pattern: the music inputs follow another program's output ports,
+    `--input jack:PATTERN`; None: they take system:capture_N), `mic_capture` (0-based system:capture port
+    of the mic with `follow`), `connect` (our output pairs to other clients' inputs, `--connect` and config
+    routing.connect)."""
+
+    follow: str | None = None
+    follow_interval_s: float = 0.2
+    mic_capture: int | None = None
+    connect: tuple = ()                    # jack_graph.ConnectSpec
+
+
 class JackStream:
-    """A JACK client with named ports driving `callback` like a sounddevice duplex / output stream."""
+    """A JACK client with named ports driving `callback` like a sounddevice duplex / output / input stream.
+
+    `on_shutdown(reason)` is called (from a JACK thread) when the server goes away mid-run; `gone` holds
+    the reason after that."""
 
     def __init__(self, client_name: str, in_columns: tuple[int, ...], in_total: int, mic_column: int | None,
-                 out_names: list[str], callback, connect_out: dict[int, str] | None = None):
-        jack = jack_module()
-        try:
-            self.client = jack.Client(client_name, no_start_server=True)
-        except jack.JackError as e:
-            raise UserError(f"--jack-ports: cannot connect to a JACK server ({e}); expected a running jackd "
-                            "or PipeWire-JACK") from None
+                 out_names: list[str], callback, wiring: JackWiring = JackWiring(), on_shutdown=None):
+        self.client = open_client(client_name)
         self.rate = int(self.client.samplerate)
         self.blocksize = int(self.client.blocksize)
         self.callback = callback
         self.in_total = in_total
+        self.wiring = wiring
         self._in_ports = []      # (port, column of indata)
         for c in in_columns:
             self._in_ports.append((self.client.inports.register(f"in_{c + 1}"), c))
@@ -161,12 +179,25 @@ class JackStream:
         self._out_ports = [self.client.outports.register(n) for n in out_names]
         cap = max(self.blocksize, 8192)
         self._indata = np.zeros((cap, max(1, in_total)), np.float32) if in_total else None
-        self._outdata = np.zeros((cap, len(out_names)), np.float32)
+        self._outdata = np.zeros((cap, max(1, len(out_names))), np.float32)
         self._status = _Status()
         self._xruns = 0
         self._seen_xruns = 0
-        self._connect_out = dict(connect_out or {})
-        self._connect_in = {port.name: f"system:capture_{c + 1}" for port, c in self._in_ports}
+        if wiring.follow is None:
+            self._connect_in = {port.name: f"system:capture_{c + 1}" for port, c in self._in_ports}
+        else:
+            mic = [port for port, c in self._in_ports if c == mic_column]
+            self._connect_in = {mic[0].name: f"system:capture_{wiring.mic_capture + 1}"} if mic else {}
+        self.follower = None
+        if wiring.follow is not None:
+            from .jack_graph import SourceFollower
+            music = [port.name for port, c in self._in_ports if c != mic_column]
+            self.follower = SourceFollower(self.client, wiring.follow, music, wiring.follow_interval_s)
+        self._made: list[tuple[str, str]] = []       # (ours, theirs) output connections to undo at exit
+        self.notes: list[str] = []                   # config connections that found no ports
+        self.gone: str | None = None
+        self._on_shutdown = on_shutdown
+        self.client.set_shutdown_callback(self._shutdown)
         self._runner = ProcessCallback(self.client, self._process, silence=tuple(self._out_ports))
         self.client.set_xrun_callback(self._xrun)
         # One period in, one out: what PortAudio reports for the same JACK server.
@@ -174,6 +205,11 @@ class JackStream:
 
     def _xrun(self, delay_usecs) -> None:
         self._xruns += 1
+
+    def _shutdown(self, status, reason) -> None:     # a JACK thread: set flags only
+        self.gone = str(reason) or "the server shut down"
+        if self._on_shutdown is not None:
+            self._on_shutdown(self.gone)
 
     def _process(self, frames: int) -> None:
         st = self._status
@@ -184,7 +220,10 @@ class JackStream:
             indata = self._indata[:frames]
             for port, c in self._in_ports:
                 indata[:, c] = port.get_array()
-            self.callback(indata, outdata, frames, None, st)
+            if self._out_ports:
+                self.callback(indata, outdata, frames, None, st)
+            else:
+                self.callback(indata, frames, None, st)
         else:
             self.callback(outdata, frames, None, st)
         for i, port in enumerate(self._out_ports):
@@ -192,24 +231,59 @@ class JackStream:
 
     def __enter__(self) -> Self:
         self._runner.activate()
+        try:
+            self._connect_inputs()
+            self._connect_outputs()
+        except BaseException:
+            self.close()
+            raise
+        if self.follower is not None:
+            self.follower.start()
+        return self
+
+    def _connect_inputs(self) -> None:
         physical_in = {p.name for p in self.client.get_ports(is_audio=True, is_output=True, is_physical=True)}
-        physical_out = {p.name for p in self.client.get_ports(is_audio=True, is_input=True, is_physical=True)}
         for ours, theirs in self._connect_in.items():
             if theirs not in physical_in:
-                self.close()
-                raise UserError(f"--jack-ports: the JACK server has no {theirs}; expected one of: "
+                flag = "--mic" if ours.endswith(":mic_in") else "--jack-ports"
+                raise UserError(f"{flag}: the JACK server has no {theirs}; expected one of: "
                                 f"{', '.join(sorted(physical_in)) or 'none'}")
             self.client.connect(theirs, ours)
-        for i, theirs in self._connect_out.items():
-            if theirs in physical_out:
-                self.client.connect(self._out_ports[i], theirs)
-        return self
+
+    def _connect_outputs(self) -> None:
+        from .jack_graph import pair, resolve_targets
+        own = self.client.name
+        inputs = [p.name for p in self.client.get_ports(is_audio=True, is_input=True)]
+        for spec in self.wiring.connect:
+            ours = [p.name for p in self._out_ports if p.shortname in (f"{spec.source}_L", f"{spec.source}_R")]
+            theirs = resolve_targets(inputs, spec.targets, own)
+            if spec.targets and not theirs:
+                where = "--connect" if spec.explicit else "config routing.connect"
+                msg = (f"{where} {spec.source}={','.join(spec.targets)}: no JACK input ports match; expected "
+                       "a running client (see --list-ports)")
+                if spec.explicit:
+                    raise UserError(msg)
+                self.notes.append(msg)
+                continue
+            for a, b in pair(ours, theirs):
+                self.client.connect(a, b)
+                self._made.append((a, b))
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def close(self) -> None:
-        self._runner.close()
+        """Stop following, undo the output connections we made, end the process thread, close the client."""
+        if self.follower is not None:
+            self.follower.close()
+        if self.gone is None:
+            for a, b in self._made:
+                try:
+                    self.client.disconnect(a, b)
+                except Exception:  # noqa: BLE001, S110 - the other client may be gone already
+                    pass
+        self._made = []
+        self._runner.close(timeout=0.5 if self.gone else 2.0)
 
     @property
     def port_names(self) -> list[str]:

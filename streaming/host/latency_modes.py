@@ -12,6 +12,8 @@ from pathlib import Path
 
 from core.errors import UserError
 
+from ..engine.separator import check_hops
+
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "model" / "weights"
 
 
@@ -26,6 +28,7 @@ class LatencyMode:
     prefill_margin_ms: float = 1.0       # safety margin of the output head start (streaming/host/headstart.py)
     prefill_quantile: float = 99.0       # percentile of the measured worker time the head start covers
     resample_quality: str | None = None  # None: host.resample_quality
+    hops_per_step: int | str | None = None   # K, or "auto" (the start-up probe picks); None: streaming.hops_per_step
     description: str = ""
 
     def checkpoint_path(self) -> Path | None:
@@ -65,6 +68,8 @@ def load_modes(config: dict) -> dict[str, LatencyMode]:
         mode = LatencyMode(name=name, **values)
         if int(mode.blocksize) < 16:
             raise UserError(f"config latency_modes.{name}.blocksize: expected >= 16 frames, got {mode.blocksize}")
+        if mode.hops_per_step is not None:
+            check_hops(mode.hops_per_step, f"config latency_modes.{name}.hops_per_step")
         modes[name] = mode
     return modes
 

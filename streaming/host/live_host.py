@@ -4,8 +4,12 @@ The callback only copies frames between the device and two preallocated `AudioRi
 status flags; it never allocates buffers, locks, logs or calls the model. The worker thread drains
 the input ring (or reads a file), runs the `RemixChain` (resample -> engine -> mixer -> resample) and
 fills the output ring (or writes a file). When the output ring lacks a block the callback plays the
-dry input (or silence, `host.late_policy`) and counts a late block; the missing block is skipped later
-so the latency stays constant.
+dry input on the mix ports (or silence on every port, `host.late_policy`; see `plan._late_policy`) and
+counts a late block. With `host.adaptive_headstart` that block becomes one more block of head start: the
+audio behind it plays one block later from then on, with nothing skipped, until the head start reaches
+`host.adaptive_headstart_max_ms`; after that (or with the switch off) the missing block is skipped later
+so the latency stays constant. The first block after a late one cross-fades in from the filler (64
+samples), so no step adds a click of its own.
 
 Modes: device -> device (duplex stream), file/demo -> device (output stream, paced by the ring),
 device -> file (input stream; the file is latency-aligned and as long as the capture).
@@ -34,7 +38,8 @@ from .report import RunStats, latency_line, status_line
 from .ring import AudioRing
 from .sources import FileSink
 
-XRUN_LOG = 16  # how many xrun / late-block times the stats keep
+XRUN_LOG = 16  # how many xrun / late-block / head-start step times the stats keep
+FADE = 64      # frames of the cross-fade from a late block's filler back to the processed output
 WAKE_MS = 0.2  # allowance for the worker's wake-up after the callback posts input (eventfd + scheduling)
 
 
@@ -45,8 +50,12 @@ class LiveHost:
         """pieces: build.Pieces (the remix chain with its mixer, effects and router; the mic path; the controls,
         applied between blocks); fmt: the negotiated devices.DeviceFormat; source: the file / demo input of a
         file -> device run (None: the input device); out_path: the file of a device -> file run."""
-        import sounddevice as sd
-        self.sd = sd
+        self.sd = None
+        if not fmt.jack_client:
+            # PortAudio only when it plays: initialised, it is a JACK client of its own, whose exit handler
+            # aborts the process when that server has gone away (our own JACK client runs without it).
+            import sounddevice as sd
+            self.sd = sd
         self.pieces = pieces
         self.chain, self.engine, self.mixer = pieces.chain, pieces.chain.engine, pieces.mixer
         self.controls, self.mic, self.router = pieces.controls, pieces.mic, pieces.router
@@ -58,7 +67,7 @@ class LiveHost:
         assert fmt.out_live != (out_path is not None), "exactly one of a live output or an output file"
         self.rate, self.blocksize, self._pa_blocksize = fmt.rate, fmt.blocksize, fmt.pa_blocksize
         self.in_cols, self.dev_in_channels, self.mic_channel = fmt.in_cols, fmt.dev_in_channels, fmt.mic_channel
-        self.port_names = list(self.router.port_names) if fmt.jack_client else None
+        self.port_names = list(self.router.port_names) if fmt.jack_client and fmt.out_live else None
         self.out_channels = self.chain.out_channels if fmt.out_live else 0
         if not fmt.jack_client:
             self._check_settings()
@@ -68,14 +77,20 @@ class LiveHost:
         self.in_ring = AudioRing(cap, ring_cols) if self.in_cols else None
         self._ring_cols = (*self.in_cols, *(() if mic is None else (self.mic_channel,)))
         self.out_ring = AudioRing(cap, self.out_channels) if self.out_channels else None
-        # Late blocks play the dry input on the mix's channels (all channels without routing), silence elsewhere.
-        if not self.in_cols:
+        # Late blocks play the dry input on the channels of the mix and of the dry source (all channels without
+        # routing); the plan made the policy silence where a stem is routed (plan._late_policy).
+        if not self.in_cols or cfg.late_policy != "dry":
             self._dry_map = []
         elif self.router is None:
             self._dry_map = [(j, self.in_cols[min(j, len(self.in_cols) - 1)]) for j in range(self.out_channels)]
         else:
             self._dry_map = [(c, self.in_cols[min(k, len(self.in_cols) - 1)]) for r in self.router.routes
-                             if r.source == "mix" for k, c in enumerate(r.channels)]
+                             if r.source in ("mix", "dry") for k, c in enumerate(r.channels)]
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(FADE) + 0.5) / FADE)
+        self._ramp = ramp.astype(np.float32)                 # filler -> processed, raised cosine
+        self._ramp_rest = (1.0 - ramp).astype(np.float32)
+        self._fade_tmp = np.zeros(FADE, np.float32)
+        self._fade = False           # callback: the next block that plays from the ring fades in
         # The mic: its own ring with a short head start, added by the callback (no separation delay).
         self.mic_ring = AudioRing(cap, 2) if mic is not None else None
         self._mic_buf = np.zeros((cap, 2), np.float32)
@@ -92,10 +107,16 @@ class LiveHost:
                               resampler_latency_ms=1000.0 * self.resampler_frames / self.rate,
                               chain_latency_ms=self.chain.fx_latency_ms)
         self.stats.extra["resample_quality"] = cfg.resample_quality if self.resampler_frames else "bypassed"
+        self.stats.extra["hops_per_step"] = self.engine.hops_per_step
+        self.stats.extra["step_latency_ms"] = round(1000.0 * self.engine.step_latency_samples / self.engine.sample_rate, 3)
         if self.out_ring is None:
             self.stats.buffer_latency_ms = 1000.0 * self.block / self.rate
         # Callback-owned counters (plain ints: written by the callback only).
         self._overflows = self._underflows = self._late = self._debt = self._in_drops = 0
+        self._grow_left = 0                                  # frames the head start may still grow (set in run())
+        self._grown = self._grow_steps = 0                   # frames it grew by, in how many steps
+        self._grow_at = np.zeros(XRUN_LOG, np.int64)         # callback frame of the first steps
+        self._base_buffer_ms = 0.0
         self._cb_frames = 0                                  # frames the callback has handled
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK) if hasattr(os, "eventfd") and self.in_ring is not None else None
         self._xrun_at = np.zeros(XRUN_LOG, np.int64)         # callback frame of the first xruns
@@ -105,6 +126,8 @@ class LiveHost:
         self._stop = False
         self._closing = False        # main -> callback: the stream is about to close; play silence, count nothing
         self._error: BaseException | None = None
+        self._stream = None          # the open stream (a JackStream: its source follower and connections)
+        self._gone: str | None = None   # a JACK thread -> main: the server went away mid-run (why)
         self._captured = 0           # frames the callback put into the input ring (device -> file)
         self._busy_s = 0.0           # worker: seconds spent in chain.process (the mean load)
         self._busy_frames = 0        # worker: frames those seconds processed
@@ -175,6 +198,15 @@ class LiveHost:
         self.stats.extra.update(plan.describe())
         return plan
 
+    def plan_growth(self) -> None:
+        """How far the adaptive head start may grow: from the planned buffers up to adaptive_headstart_max_ms."""
+        self._base_buffer_ms = self.stats.buffer_latency_ms
+        cfg = self.cfg
+        room_ms = cfg.adaptive_headstart_max_ms - self._base_buffer_ms if cfg.adaptive_headstart else 0.0
+        self._grow_left = max(0, int(room_ms * self.rate / 1000.0))
+        self.stats.extra["adaptive_headstart"] = bool(cfg.adaptive_headstart)
+        self.stats.extra["late_policy"] = cfg.late_policy
+
     def _check_settings(self) -> None:
         try:
             if self.in_device is not None:
@@ -197,18 +229,21 @@ class LiveHost:
     def _open_stream(self):
         if self.jack_client:
             from .jack_ports import JackStream
-            cb = self._duplex if self.in_ring is not None else self._playback
-            return JackStream(self.jack_client, self.in_cols, self.dev_in_channels, self.mic_channel, self.port_names,
-                              cb, connect_out={0: "system:playback_1", 1: "system:playback_2"})
+            if self.out_ring is None:
+                cb = self.capture
+            else:
+                cb = self.duplex if self.in_ring is not None else self.playback
+            return JackStream(self.jack_client, self.in_cols, self.dev_in_channels, self.mic_channel,
+                              self.port_names or [], cb, self.fmt.jack_wiring, on_shutdown=self._server_gone)
         sd, kw = self.sd, {"samplerate": self.rate, "blocksize": self._pa_blocksize, "dtype": "float32",
                                "latency": self._latency_arg()}
         try:
             if self.in_ring is not None and self.out_ring is not None:
                 return sd.Stream(device=(self.in_device, self.out_device),
-                                 channels=(self.dev_in_channels, self.out_channels), callback=self._duplex, **kw)
+                                 channels=(self.dev_in_channels, self.out_channels), callback=self.duplex, **kw)
             if self.out_ring is not None:
-                return sd.OutputStream(device=self.out_device, channels=self.out_channels, callback=self._playback, **kw)
-            return sd.InputStream(device=self.in_device, channels=self.dev_in_channels, callback=self._capture, **kw)
+                return sd.OutputStream(device=self.out_device, channels=self.out_channels, callback=self.playback, **kw)
+            return sd.InputStream(device=self.in_device, channels=self.dev_in_channels, callback=self.capture, **kw)
         except sd.PortAudioError as e:
             raise UserError(f"cannot open the audio stream ({e}); expected a free device (see --list-devices)") from None
 
@@ -231,6 +266,8 @@ class LiveHost:
                 ring.skip(self._debt)
                 self._debt = 0
             ring.read_into(outdata)
+            if self._fade:
+                self._fade_in(outdata, frames, dry)
             return
         if self._eof:                       # end of the file: play what is left, then report drained
             n = ring.read_into(outdata)
@@ -241,11 +278,32 @@ class LiveHost:
         if self._late < XRUN_LOG:
             self._late_at[self._late] = self._cb_frames
         self._late += 1
-        self._debt += frames
+        if self._grow_left >= frames:       # adaptive head start: this block is one more block of head start
+            self._grow_left -= frames
+            self._grown += frames
+            if self._grow_steps < XRUN_LOG:
+                self._grow_at[self._grow_steps] = self._cb_frames
+            self._grow_steps += 1
+        else:
+            self._debt += frames
+        self._fade = True
         outdata.fill(0.0)
-        if dry is not None and self.cfg.late_policy == "dry":
+        if dry is not None:
             for j, c in self._dry_map:
                 outdata[:, j] = dry[:, c]
+
+    def _fade_in(self, outdata, frames, dry) -> None:
+        """Callback: the first block after a late one cross-fades from the filler (the dry input on its
+        channels, else silence) to the processed output over FADE frames, in place."""
+        self._fade = False
+        n = min(frames, FADE)
+        head = outdata[:n]
+        head *= self._ramp[:n, None]
+        if dry is not None:
+            tmp = self._fade_tmp[:n]
+            for j, c in self._dry_map:
+                np.multiply(dry[:n, c], self._ramp_rest[:n], out=tmp)
+                head[:, j] += tmp
 
     def _add_mic(self, outdata, frames) -> None:
         """Callback: add the processed mic (its own ring, no separation delay) on its channels."""
@@ -269,7 +327,8 @@ class LiveHost:
                 outdata[:, col] += buf[:, ch]
         np.clip(outdata, -1.0, 1.0, out=outdata)
 
-    def _duplex(self, indata, outdata, frames, time_info, status) -> None:
+    def duplex(self, indata, outdata, frames, time_info, status) -> None:
+        """The duplex stream's callback (PortAudio's or JackStream's signature)."""
         if self._closing:
             outdata.fill(0.0)
             return
@@ -281,14 +340,16 @@ class LiveHost:
         if self.mic_ring is not None:
             self._add_mic(outdata, frames)
 
-    def _playback(self, outdata, frames, time_info, status) -> None:
+    def playback(self, outdata, frames, time_info, status) -> None:
+        """The output-only stream's callback (file -> device)."""
         if self._closing:
             outdata.fill(0.0)
             return
         self._count(status, frames)
         self._pull(outdata, frames, None)
 
-    def _capture(self, indata, frames, time_info, status) -> None:
+    def capture(self, indata, frames, time_info, status) -> None:
+        """The input-only stream's callback (device -> file)."""
         if self._closing:
             return
         self._count(status, frames)
@@ -369,9 +430,10 @@ class LiveHost:
         self.engine.feed(np.zeros((2, 4 * self.engine.hop_length + self.engine.latency_samples), np.float32))
         self.engine.reset()
 
-    def run(self, duration: float | None = None, main_loop=None) -> RunStats:
+    def run(self, duration: float | None = None, main_loop=None, banner: str = "") -> RunStats:
         """main_loop(t0, duration): what the main thread does while the stream runs (default: the status line;
-        the terminal mixer passes its own); it returns when `running(t0, duration)` turns False or the user quits."""
+        the terminal mixer passes its own); it returns when `running(t0, duration)` turns False or the user quits.
+        `banner` goes to stderr once the stream and the worker run, when a stop signal is the run's normal end."""
         self._warm_up()
         if self.out_ring is not None and self.in_ring is not None and self.headstart is None:
             self.plan_headstart()
@@ -384,6 +446,7 @@ class LiveHost:
             writer = AlignedWriter(sink, self.chain.latency_frames)
         if self.out_ring is not None:
             self.out_ring.write_zeros(self.prefill)
+            self.plan_growth()
         if self.mic_ring is not None:
             self.mic_ring.write_zeros(self.mic_prefill)
         self.stats.mode = ("device" if self.in_ring is not None else "file") + "->" + \
@@ -404,11 +467,16 @@ class LiveHost:
             stream = self._open_stream()
             worker.start()
             with stream:
+                self._stream = stream
+                for note in getattr(stream, "notes", ()):
+                    print(f"streaming: note: {note}", file=sys.stderr, flush=True)
                 try:
                     dev_lat = stream.latency
                     self.stats.device_latency_ms = 1000.0 * (sum(dev_lat) if isinstance(dev_lat, tuple) else dev_lat)
                     if self.out_ring is not None:
                         print(f"streaming: {latency_line(self.stats)}", file=sys.stderr, flush=True)
+                    if banner:       # printed once the stream runs and a stop signal ends the run as Ctrl-C
+                        print(banner, file=sys.stderr, flush=True)
                     (main_loop or self._main_loop)(t0, duration)
                 finally:
                     self._quiesce(worker)
@@ -431,7 +499,7 @@ class LiveHost:
             if self._wake_fd is not None and not worker.is_alive():
                 os.close(self._wake_fd)
                 self._wake_fd = None
-            self._collect(time.perf_counter() - t0)
+            self.collect(time.perf_counter() - t0)
             if self.show_status:
                 print(file=sys.stderr, flush=True)
         if self._error is not None:
@@ -461,6 +529,11 @@ class LiveHost:
         if worker.is_alive():
             worker.join(5.0)
 
+    def _server_gone(self, reason: str) -> None:
+        """A JACK notification thread: the server shut down; the run ends (flags only)."""
+        self._gone = reason
+        self._stop = True
+
     def running(self, t0: float, duration: float | None) -> bool:
         """Main thread: whether the run goes on (no stop, error or drained file, duration not reached)."""
         return not (self._stop or self._drained or (duration is not None and time.perf_counter() - t0 >= duration))
@@ -481,21 +554,33 @@ class LiveHost:
             if self._drained:
                 break
             if self.show_status and now >= next_status:
-                self._collect(now - t0)
+                self.collect(now - t0)
                 end = "\r" if sys.stderr.isatty() else "\n"
                 print(status_line(self.stats, self.mixer, self.chain.stem_levels_db), end=end, file=sys.stderr,
                       flush=True)
                 next_status = now + interval
             time.sleep(0.01)
 
-    def _collect(self, wall: float) -> None:
+    def collect(self, wall: float) -> None:
+        """Copy the callback's and the worker's counters into `self.stats` (any thread, any time)."""
         s = self.stats
         s.wall_seconds = wall
         s.input_overflows, s.output_underflows, s.late_blocks = self._overflows, self._underflows, self._late
         s.input_ring_drops = self._in_drops
         s.xrun_times_s = [round(float(f) / self.rate, 3) for f in self._xrun_at[:min(XRUN_LOG, max(self._overflows, self._underflows))]]
         s.late_block_times_s = [round(float(f) / self.rate, 3) for f in self._late_at[:min(XRUN_LOG, self._late)]]
+        if self.out_ring is not None:
+            s.buffer_latency_ms = self._base_buffer_ms + 1000.0 * self._grown / self.rate
+            s.extra["headstart_steps"] = self._grow_steps
+            s.extra["headstart_step_times_s"] = [round(float(f) / self.rate, 3)
+                                                 for f in self._grow_at[:min(XRUN_LOG, self._grow_steps)]]
+            s.extra["headstart_grown_ms"] = round(1000.0 * self._grown / self.rate, 3)
         s.nonfinite_samples = self.chain.nonfinite_samples
+        follower = getattr(self._stream, "follower", None)
+        if follower is not None:
+            s.extra["jack_source"] = follower.describe()
+        if self._gone is not None:
+            s.extra["jack_server_gone"] = self._gone
         if self.mic is not None:
             s.extra["mic_late_blocks"] = self._mic_late
             s.extra["mic_latency_ms"] = round(1000.0 * (self.mic_prefill + self.block) / self.rate

@@ -72,6 +72,8 @@ def stats_dict(stats: RunStats, engine, mixer, midi=None) -> dict:
         "step_ms_p99": _percentile(steps, 99),
         "hops": len(steps),
         "engine": engine.engine_kind,
+        "hops_per_step": engine.hops_per_step,
+        "step_latency_ms": round(1000.0 * engine.step_latency_samples / engine.sample_rate, 3),
         "engine_device": str(engine.device),
         "engine_threads": engine.threads,
         "compile_s": round(engine.compile_s, 3),
@@ -93,7 +95,11 @@ def status_line(stats: RunStats, mixer, levels_db: np.ndarray) -> str:
     lv = " ".join(f"{s} {'--' if l <= -120 else f'{l:5.1f}'}" for s, l in zip(mixer.stems, levels_db))
     gains = mixer.stem_gains_db()
     muted = [s for s, g in gains.items() if g is None]
-    return (f"lat {stats.total_latency_ms:6.1f} ms | load {100 * stats.worker_load:4.0f}% | "
+    steps = stats.extra.get("headstart_steps", 0)
+    grew = f" (+{steps} step{'s' if steps != 1 else ''})" if steps else ""
+    src = stats.extra.get("jack_source")
+    wait = f"waiting for ports matching {src['pattern']!r} | " if src and src["waiting"] else ""
+    return (f"{wait}lat {stats.total_latency_ms:6.1f} ms{grew} | load {100 * stats.worker_load:4.0f}% | "
             f"xruns in {stats.input_overflows} out {stats.output_underflows} late {stats.late_blocks} | "
             f"dB {lv}" + (f" | off: {','.join(muted)}" if muted else ""))
 
@@ -103,6 +109,9 @@ def latency_line(stats: RunStats) -> str:
     x = stats.extra
     rs = x.get("resample_quality", "")
     parts = [f"model {stats.algorithmic_latency_ms:.1f}"]
+    k = x.get("hops_per_step", 1)
+    if k > 1:
+        parts[0] += f" (incl. {x.get('step_latency_ms', 0.0):.1f} for {k} hops per step)"
     if stats.chain_latency_ms:
         parts.append(f"chains {stats.chain_latency_ms:.1f}")
     parts.append(f"resampler {stats.resampler_latency_ms:.1f}" + (f" ({rs})" if rs else ""))
@@ -116,6 +125,15 @@ def latency_line(stats: RunStats) -> str:
     return f"latency {stats.total_latency_ms:.1f} ms = " + " + ".join(parts)
 
 
+def _source_summary(src: dict | None) -> str:
+    if not src:
+        return ""
+    if not src["connects"]:
+        return f"; no ports matched {src['pattern']!r}"
+    gaps = f", {src['gaps']} gap{'s' if src['gaps'] != 1 else ''} ({src['gap_s']:.1f} s)" if src["gaps"] else ""
+    return f"; source {src['pattern']!r} connected {src['connects']}x{gaps}"
+
+
 def summary(d: dict) -> str:
     def ms(v):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f} ms"
@@ -125,5 +143,7 @@ def summary(d: dict) -> str:
             + (f"chains {d['chain_latency_ms']:.1f}, " if d.get('chain_latency_ms') else "") + "resampling "
             f"{d['resampler_latency_ms']:.1f}, buffers {d['buffer_latency_ms']:.1f}, device {d['device_latency_ms']:.1f}); "
             f"{d.get('engine', 'eager')} step p50 {ms(d['step_ms_p50'])} p99 {ms(d['step_ms_p99'])}; xruns in {d['input_overflows']} "
-            f"out {d['output_underflows']}; late blocks {d['late_blocks']}; MIDI {d['midi_messages']} "
+            f"out {d['output_underflows']}; late blocks {d['late_blocks']}"
+            + (f" (head start grew {d['headstart_steps']} blocks, +{d['headstart_grown_ms']:.1f} ms)"
+               if d.get("headstart_steps") else "") + _source_summary(d.get("jack_source")) + f"; MIDI {d['midi_messages']} "
             f"({d['midi_ignored']} ignored); nonfinite input samples {d['nonfinite_samples']}; stems: {gains}")

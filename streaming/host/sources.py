@@ -20,7 +20,7 @@ DEVICE_WORDS_OUT = ("speakers", "default")
 
 @dataclass
 class Endpoint:
-    """An input or output: kind is 'device' or 'file' (or 'demo' for input). A device endpoint from
+    """An input or output: kind is 'device' or 'file' (or 'demo' or 'jack' for input; `spec` of 'jack' is its pattern). A device endpoint from
     `parse_input` / `parse_output` holds the user's `spec`; `find_device` resolves it to an index."""
 
     kind: str
@@ -76,7 +76,14 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def parse_input(spec: str) -> Endpoint:
-    """`--input` -> Endpoint, touching no device: a file (checked to exist), `demo`, or a device spec."""
+    """`--input` -> Endpoint, touching no device: a file (checked to exist), `demo`, `jack:PATTERN` (another
+    program's JACK output ports, followed by the host's own JACK client), or a device spec."""
+    if spec.startswith("jack:"):
+        pattern = spec[len("jack:"):].strip()
+        if not pattern:
+            raise UserError("--input jack:PATTERN: expected a client or port name (or part of one) after 'jack:', "
+                            "e.g. jack:mpv or jack:Firefox (see --list-ports)")
+        return Endpoint("jack", name=f"JACK ports matching {pattern!r}", spec=pattern)
     if spec == "demo":
         return Endpoint("demo", name="demo (MUSDB18 preview shipped with stempeg)", spec=spec)
     if spec not in DEVICE_WORDS_IN and not spec.isdigit():

@@ -14,12 +14,12 @@ Shapes: sources (C, n); the routed block is (K, n) with K the number of output c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from core.errors import UserError
-from core.schema import build
+from core.schema import build, setting
 
 from .stem_mixer import soft_limit
 
@@ -135,7 +135,9 @@ def jack_layout(stems: tuple[str, ...], mic: bool) -> tuple[list[Route], list[st
 class RoutingConfig:
     """`config.yaml` section `routing`."""
 
-    jack_client_name: str = "tfswa-live"     # the JACK client `--jack-ports` opens
+    jack_client_name: str = "tfswa-live"     # the JACK client `--jack-ports` / `--input jack:` opens
+    connect: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"mix": ("system:playback",)})
+    follow_interval_s: float = setting(0.2, gt=0.0, le=5.0)
 
     @classmethod
     def from_config(cls, config: dict) -> RoutingConfig:

@@ -248,22 +248,14 @@ class MixerApp(App):
     #help { height: 2; margin: 1 0 0 0; color: $text-muted; }
     """
     BINDINGS: ClassVar = [
-        Binding("up", "select_step(-1)", "previous strip", show=False),
-        Binding("down", "select_step(1)", "next strip", show=False),
-        Binding("left", "fader(-1)", "fader down", show=False),
-        Binding("right", "fader(1)", "fader up", show=False),
-        Binding("pagedown", "fader_coarse(-1)", show=False),
-        Binding("pageup", "fader_coarse(1)", show=False),
-        Binding("0", "unity", show=False),
-        Binding("m", "toggle('mute')", show=False),
-        Binding("s", "toggle('solo')", show=False),
-        Binding("left_square_bracket", "key(-1)", show=False),
-        Binding("right_square_bracket", "key(1)", show=False),
-        Binding("backslash", "key_reset", show=False),
-        Binding("p", "next_param", show=False),
-        Binding("comma", "param(-1)", show=False),
-        Binding("full_stop", "param(1)", show=False),
-        Binding("q", "stop", show=False),
+        *[Binding(key, action, description, show=False) for key, action, description in (
+            ("up", "select_step(-1)", "previous strip"), ("down", "select_step(1)", "next strip"),
+            ("left", "fader(-1)", "fader down"), ("right", "fader(1)", "fader up"),
+            ("pagedown", "fader_coarse(-1)", ""), ("pageup", "fader_coarse(1)", ""), ("0", "unity", ""),
+            ("m", "toggle('mute')", ""), ("s", "toggle('solo')", ""),
+            ("left_square_bracket", "key(-1)", ""), ("right_square_bracket", "key(1)", ""),
+            ("backslash", "key_reset", ""), ("p", "next_param", ""),
+            ("comma", "param(-1)", ""), ("full_stop", "param(1)", ""), ("q", "stop", ""))],
         Binding("ctrl+c", "stop", show=False, priority=True),
         *[Binding(str(i + 1), f"select({i})", show=False) for i in range(9)],
     ]

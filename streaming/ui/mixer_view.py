@@ -198,7 +198,7 @@ class LiveView:
         return out
 
     def stats(self):
-        self.host._collect(time.perf_counter() - self.t0)
+        self.host.collect(time.perf_counter() - self.t0)
         return self.host.stats
 
     def step_p99_ms(self, every_s: float = 1.0) -> float | None:

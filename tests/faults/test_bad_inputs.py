@@ -22,7 +22,10 @@ CLI = {
     "bench": "tools.bench",
 }
 TINY = ["--checkpoint", "{A}/tiny.ckpt"]
-STREAM = ["--input", "{A}/in.wav", "--output", "{W}/out.wav", *TINY]
+OUT = ["--output", "{W}/out.wav"]
+STREAM = ["--input", "{A}/in.wav", *OUT, *TINY]
+TRAIN = ["--data", "synthetic", "--out", "{W}/run"]
+BENCH = ["--presets", "tiny", "--no-offline", "--no-peers"]
 
 
 @dataclass(frozen=True)
@@ -70,26 +73,20 @@ CASES = [
     c("stream-gain-syntax", "streaming", [*STREAM, "--gain", "vocals"], 2, "STEM=DB"),
     c("stream-midi-map-alone", "streaming", [*STREAM, "--midi-map", "{A}/in.wav"], 2, "needs --midi"),
     # inputs
-    c("stream-six-channels", "streaming", ["--input", "{A}/six.wav", "--output", "{W}/out.wav", *TINY], 2,
-      "--channels"),
-    c("stream-channel-range", "streaming", ["--input", "{A}/six.wav", "--output", "{W}/out.wav", "--channels",
-                                            "7", *TINY], 2, "only 6 channels"),
-    c("stream-junk-input", "streaming", ["--input", "{A}/junk.wav", "--output", "{W}/out.wav", *TINY], 2,
-      "cannot read audio file"),
-    c("stream-empty-input", "streaming", ["--input", "{A}/empty.wav", "--output", "{W}/out.wav", *TINY], 2,
-      "cannot read audio file"),
-    c("stream-missing-input", "streaming", ["--input", "{A}/no.wav", "--output", "{W}/out.wav", *TINY], 2,
-      "input file not found"),
+    c("stream-six-channels", "streaming", ["--input", "{A}/six.wav", *OUT, *TINY], 2, "--channels"),
+    c("stream-channel-range", "streaming", ["--input", "{A}/six.wav", *OUT, "--channels", "7", *TINY], 2,
+      "only 6 channels"),
+    c("stream-junk-input", "streaming", ["--input", "{A}/junk.wav", *OUT, *TINY], 2, "cannot read audio file"),
+    c("stream-empty-input", "streaming", ["--input", "{A}/empty.wav", *OUT, *TINY], 2, "cannot read audio file"),
+    c("stream-missing-input", "streaming", ["--input", "{A}/no.wav", *OUT, *TINY], 2, "input file not found"),
     # checkpoints
-    c("stream-ckpt-rate", "streaming", ["--input", "{A}/in.wav", "--output", "{W}/out.wav", "--checkpoint",
-                                        "{A}/rate.ckpt"], 2, "sample_rate"),
-    c("stream-ckpt-type", "streaming", ["--input", "{A}/in.wav", "--output", "{W}/out.wav", "--checkpoint",
-                                        "{A}/nfft.ckpt"], 2, "n_fft"),
-    c("stream-ckpt-junk", "streaming", ["--input", "{A}/in.wav", "--output", "{W}/out.wav", "--checkpoint",
-                                        "{A}/junk.ckpt"], 2, "checkpoint"),
+    c("stream-ckpt-rate", "streaming", ["--input", "{A}/in.wav", *OUT, "--checkpoint", "{A}/rate.ckpt"], 2,
+      "sample_rate"),
+    c("stream-ckpt-type", "streaming", ["--input", "{A}/in.wav", *OUT, "--checkpoint", "{A}/nfft.ckpt"], 2, "n_fft"),
+    c("stream-ckpt-junk", "streaming", ["--input", "{A}/in.wav", *OUT, "--checkpoint", "{A}/junk.ckpt"], 2,
+      "checkpoint"),
     # output paths, checked before any work
-    c("stream-output-is-input", "streaming", ["--input", "{W}/out.wav", "--output", "{W}/out.wav", *TINY], 2,
-      "is also the input"),
+    c("stream-output-is-input", "streaming", ["--input", "{W}/out.wav", *OUT, *TINY], 2, "is also the input"),
     c("stream-output-folder", "streaming", ["--input", "{A}/in.wav", "--output", "{W}/sub", *TINY], 2,
       "is a folder", ("sub/keep.wav",)),
     c("stream-output-no-folder", "streaming", ["--input", "{A}/in.wav", "--output", "{W}/nope/o.wav", *TINY], 2,
@@ -132,17 +129,17 @@ CASES = [
       "is a file"),
     c("train-bad-folder", "training", ["--data", "folder:{A}/data", "--preset", "tiny", "--out", "{W}/run"], 2,
       "problems"),
-    c("train-config-type", "training", ["--config", "{A}/batch.yaml", "--data", "synthetic", "--out", "{W}/run"], 2,
-      "training.batch_size"),
-    c("train-config-range", "training", ["--config", "{A}/lr.yaml", "--data", "synthetic", "--out", "{W}/run"], 2,
-      "optimizer.lr"),
-    c("train-config-section", "training", ["--config", "{A}/section.yaml", "--data", "synthetic", "--out",
-                                           "{W}/run"], 2, "unknown section"),
+    c("train-config-type", "training", ["--config", "{A}/batch.yaml", *TRAIN], 2, "training.batch_size"),
+    c("train-config-range", "training", ["--config", "{A}/lr.yaml", *TRAIN], 2, "optimizer.lr"),
+    c("train-config-section", "training", ["--config", "{A}/section.yaml", *TRAIN], 2, "unknown section"),
     c("train-no-data", "training", ["--out", "{W}/run"], 2, "expected --data"),
     c("train-resume-missing", "training", ["--resume", "{W}/nope"], 2, "--resume"),
     # -- python -m tools.bench
-    c("bench-json-proc", "bench", ["--json", "/proc/b.json", "--presets", "tiny", "--no-offline", "--no-peers"], 2,
-      "--json"),
+    c("bench-json-proc", "bench", ["--json", "/proc/b.json", *BENCH], 2, "--json"),
+    c("bench-hops-per-step", "bench", ["--hops-per-step", "1,8", *BENCH], 2, "--hops-per-step"),
+    # -- python -m streaming, the multi-hop step
+    c("streaming-hops-per-step", "streaming", ["--hops-per-step", "0", "--input", "demo", "--output", "{W}/o.wav"], 2,
+      "--hops-per-step"),
 ]
 
 

@@ -166,30 +166,21 @@ def test_streaming_sigkill_keeps_the_output_and_the_next_run_removes_the_tempora
     assert sf.info(out).frames == sf.info(assets / "in.wav").frames
 
 
-def test_ctrl_c_during_start_up_is_one_line(outcomes):
-    o = outcome(outcomes, "start_up_sigint")
-    assert_contract(o.rc, o.err, 130, "interrupted", o.kept, o.folder)
-
-
-def test_separate_sigterm_mid_run_keeps_earlier_stems(outcomes):
-    o = outcome(outcomes, "separate_sigterm")
-    assert_contract(o.rc, o.err, 143, "interrupted (SIGTERM)", o.kept, o.folder)
-
-
-def test_streaming_full_disk(outcomes):
-    o = outcome(outcomes, "streaming_full_disk")
-    assert_contract(o.rc, o.err, 1, "cannot write", o.kept, o.folder)
+@pytest.mark.parametrize("name, rc, message", [
+    pytest.param("start_up_sigint", 130, "interrupted", id="ctrl_c_during_start_up_is_one_line"),
+    pytest.param("separate_sigterm", 143, "interrupted (SIGTERM)", id="separate_sigterm_mid_run_keeps_earlier_stems"),
+    pytest.param("streaming_full_disk", 1, "cannot write", id="streaming_full_disk"),
+    pytest.param("export_full_disk", 1, "File too large", id="export_full_disk_is_one_line_not_an_abort"),
+])
+def test_one_line_exit_keeps_earlier_outputs(outcomes, name, rc, message):
+    o = outcome(outcomes, name)
+    assert_contract(o.rc, o.err, rc, message, o.kept, o.folder)
 
 
 def test_separate_full_disk_leaves_no_track_folder(outcomes):
     o = outcome(outcomes, "separate_full_disk")
     assert_contract(o.rc, o.err, 1, "cannot write", o.kept, o.folder)
     assert not (o.folder / "sep" / "long").exists()        # the failed track's folder is removed
-
-
-def test_export_full_disk_is_one_line_not_an_abort(outcomes):
-    o = outcome(outcomes, "export_full_disk")
-    assert_contract(o.rc, o.err, 1, "File too large", o.kept, o.folder)
 
 
 def test_checkpoint_full_disk_keeps_the_previous_checkpoint(tmp_path):

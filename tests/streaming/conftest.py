@@ -26,6 +26,16 @@ def jack_server():
         yield server.env
 
 
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny preset with seeded random weights, for one test module."""
+    import torch
+
+    import model
+    torch.manual_seed(0)
+    return model.build_separator("tiny").eval()
+
+
 def run_host(args: list[str], env: dict | None = None, timeout: float = 120.0, **kw) -> subprocess.CompletedProcess:
     """Run `python -m streaming ARGS` the way a user does; returns the completed process."""
     return subprocess.run([sys.executable, "-m", "streaming", *args], check=False, cwd=ROOT, env=env or dict(os.environ),

@@ -66,9 +66,17 @@ def test_latency_mode_picks_the_model_and_says_so(tmp_path, wav):
                   "--stats-json", str(stats)])
     assert r.returncode == 0, r.stderr
     assert "latency mode lowest" in r.stderr and "lowlatency" in r.stderr and "block 128" in r.stderr
-    assert "RANDOM weights" in r.stderr                 # no trained lowlatency checkpoint is shipped yet
+    assert "lowlatency_default.ckpt" in r.stderr and "RANDOM" not in r.stderr     # the shipped lowlatency checkpoint
     import json
-    assert json.loads(stats.read_text())["algorithmic_latency_ms"] < 6.0
+    s = json.loads(stats.read_text())
+    assert s["hops_per_step"] == 2 and "2 hops per step" in r.stderr     # lowest runs two 2.9 ms hops per call
+    assert s["algorithmic_latency_ms"] == pytest.approx(5.805 + 2.902, abs=0.01) and s["step_latency_ms"] == pytest.approx(2.902, abs=0.01)
+    # Without that file the mode runs its preset with random weights, and says so.
+    cfg = tmp_path / "no_ckpt.yaml"
+    cfg.write_text("latency_modes:\n  lowest:\n    checkpoint: not_shipped.ckpt\n")
+    r = run_host(["--input", str(wav), "--output", str(tmp_path / "o.wav"), "--latency-mode", "lowest", "--no-compile",
+                  "--config", str(cfg)])
+    assert r.returncode == 0 and "RANDOM weights" in r.stderr and "not_shipped.ckpt" in r.stderr, r.stderr
     # An explicit model wins over the mode's.
     r = run_host(["--input", str(wav), "--output", str(tmp_path / "o.wav"), "--latency-mode", "lowest", "--preset",
                   "tiny", "--no-compile"])

@@ -41,6 +41,16 @@ def test_settings_apply_the_host_flags_and_remember_which_were_given():
         load_settings(samplerate=100)
 
 
+def test_hops_per_step_comes_from_the_flag_then_the_latency_mode_then_the_config():
+    assert load_settings().engine.hops_per_step == 1
+    assert load_settings(latency_mode="lowest").engine.hops_per_step == 2
+    assert load_settings(latency_mode="balanced").engine.hops_per_step == 1
+    assert load_settings(latency_mode="lowest", hops_per_step=1).engine.hops_per_step == 1
+    assert load_settings(hops_per_step=4).engine.hops_per_step == 4
+    with pytest.raises(UserError, match="--hops-per-step"):
+        load_settings(hops_per_step=0)
+
+
 @pytest.mark.parametrize("flags,flag", [
     (["--samplerate", "48000"], "--samplerate"),
     (["--latency", "high"], "--latency"),

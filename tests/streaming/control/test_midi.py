@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -59,10 +60,51 @@ def _open_virtual_out(jack_env: dict, port_substring: str, timeout: float = 60.0
         hits = [i for i, p in enumerate(ports) if port_substring in p]
         if hits:
             out.open_port(hits[0])
-            time.sleep(0.5)     # a JACK connection takes effect on a later cycle: a message sent at once may be lost
             return out
         time.sleep(0.1)
     pytest.fail(f"no MIDI port {port_substring!r} appeared; ports: {out.get_ports()}")
+
+
+class _Delivery:
+    """A second JACK MIDI input fed by the same sender, connected after the host's: once it receives a probe,
+    the host's connection is in the graph too (a JACK connection takes effect on a later cycle, so a message
+    sent at once may be lost), and what it received the host received in the same cycles. Probes are MIDI
+    clock (0xF8), which the host's rtmidi input ignores, so the host's counts stay those of the test."""
+
+    def __init__(self, jack_env: dict, out, timeout: float = 60.0):
+        import os
+        os.environ["JACK_DEFAULT_SERVER"] = jack_env["JACK_DEFAULT_SERVER"]
+        import jack
+
+        from streaming.host.jack_ports import ProcessCallback
+        self.client = jack.Client("pytest-midi-monitor", no_start_server=True)
+        self.port = self.client.midi_inports.register("in")
+        self.got: list[bytes] = []
+        self.runner = ProcessCallback(self.client, self._process)
+        self.runner.activate()
+        self.timeout = timeout
+        sender = self.client.get_ports("pytest-sender", is_midi=True, is_output=True)
+        assert sender, self.client.get_ports(is_midi=True)
+        self.client.connect(sender[0], self.port)
+        deadline = time.monotonic() + timeout
+        while b"\xf8" not in self.got:
+            assert time.monotonic() < deadline, "no MIDI probe arrived through the JACK graph"
+            out.send_message([0xF8])
+            time.sleep(0.05)
+
+    def _process(self, frames) -> None:
+        for _, data in self.port.incoming_midi_events():
+            self.got.append(bytes(data))
+
+    def wait_for(self, n: int) -> None:
+        """Until the monitor has received n messages other than probes."""
+        deadline = time.monotonic() + self.timeout
+        while sum(m != b"\xf8" for m in self.got) < n:
+            assert time.monotonic() < deadline, f"{self.got} arrived, expected {n} messages besides the probes"
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.runner.close()
 
 
 def _start(args: list[str], env: dict) -> subprocess.Popen:
@@ -72,31 +114,39 @@ def _start(args: list[str], env: dict) -> subprocess.Popen:
 
 def test_midi_controls_live_mixer(jack_server, tmp_path):
     stats_path = tmp_path / "stats.json"
-    proc = _start(["--input", "mic", "--preset", "tiny", "--midi", "virtual", "--duration", "6", "-q",
+    # Ended by SIGINT once the messages are through (a --duration would race a slow start), at most 120 s.
+    proc = _start(["--input", "mic", "--preset", "tiny", "--midi", "virtual", "--duration", "120", "-q",
                    "--stats-json", str(stats_path)], jack_server)
     try:
         out = _open_virtual_out(jack_server, "tfswa-live")
         while "Ctrl-C stops" not in (line := proc.stderr.readline()):   # the stream and worker are running
             assert line, "the host exited before starting"
-        for msg in ([0xB0, 20, 64],             # vocals fader -> 40 log10(64/127) dB
+        delivery = _Delivery(jack_server, out)
+        messages = ([0xB0, 20, 64],             # vocals fader -> 40 log10(64/127) dB
                     [0x90, 37, 100],            # accompaniment mute toggle on
                     [0x80, 37, 0],              # its note off: no change
                     [0x90, 44, 100],            # vocals solo on
                     [0x90, 44, 100],            # ... and off again
                     [0xB0, 7, 100],             # master fader
                     [0xB0, 99, 5],              # unmapped CC: ignored
-                    [0xE0, 0, 64]):             # pitch bend: ignored
+                    [0xE0, 0, 64])              # pitch bend: ignored
+        for msg in messages:
             out.send_message(msg)
             time.sleep(0.02)                    # one JACK period apart, as a hand on a controller sends them
-        time.sleep(0.5)                         # the sender's JACK client delivers on its next cycles: let it
+        delivery.wait_for(len(messages))        # the sender's JACK client delivers on its next cycles
+        delivery.close()
         out.close_port()
+        time.sleep(1.0)                         # the host's rtmidi callback and worker apply what arrived
+        proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130 and "stopped by SIGINT" in err, err     # the CLI's exit for Ctrl-C
     s = json.loads(stats_path.read_text())
-    assert s["midi_messages"] == 8 and s["midi_ignored"] == 2
+    assert s["midi_messages"] == 8 and s["midi_ignored"] == 2, \
+        (f"the host counted {s['midi_messages']} messages ({s['midi_ignored']} ignored); "
+         f"the monitor beside it received {delivery.got}")
     mix = s["mixer"]
     master = 40 * math.log10(100 / 127)
     assert abs(mix["master_db"] - master) < 1e-3
@@ -114,11 +164,14 @@ def test_midi_learn_writes_a_map_the_host_loads(jack_server, tmp_path):
                   jack_server)
     try:
         out = _open_virtual_out(jack_server, "tfswa-live")
+        delivery = _Delivery(jack_server, out)
         sequence = [[0xB0, 30, 10], [0x91, 60, 90], [0x91, 61, 90], [0xB0, 31, 10], [0x91, 62, 90],
                     [0x91, 63, 90], [0xB2, 32, 10]]
         for msg in sequence:
             time.sleep(0.6)
             out.send_message(msg)
+        delivery.wait_for(len(sequence))
+        delivery.close()
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -26,8 +26,9 @@ def four_inputs():
         yield server.env
 
 
-def _play_and_record(env: dict, seconds: float, timeout: float = 120.0) -> tuple[np.ndarray, np.ndarray, int]:
-    """-> (mic_L, mix_L) recorded from the cycle the burst starts, and the frame it started at."""
+def _play_and_record(env: dict, seconds: float, timeout: float = 120.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """-> (mic_L, mix_L) recorded from the cycle the burst starts, the burst, and the JACK glitches this
+    client saw (xruns reported by the server plus cycles it missed)."""
     os.environ["JACK_DEFAULT_SERVER"] = env["JACK_DEFAULT_SERVER"]
     import jack
 
@@ -39,9 +40,14 @@ def _play_and_record(env: dict, seconds: float, timeout: float = 120.0) -> tuple
     rec = np.zeros((2, n_rec), np.float32)
     # Noise, not a tone: its correlation with itself has one peak, at the true delay.
     tone = (0.1 * np.random.default_rng(7).standard_normal(BURST)).clip(-0.4, 0.4).astype(np.float32)
-    state = {"go": False, "n": 0}
+    state = {"go": False, "n": 0, "xruns": 0, "skips": 0, "last": None}
+    client.set_xrun_callback(lambda _delay: state.__setitem__("xruns", state["xruns"] + 1))
 
     def process(frames):
+        now = client.last_frame_time            # a jump of more than a period: this client missed a cycle
+        if state["last"] is not None and now - state["last"] > frames and state["go"]:
+            state["skips"] += 1
+        state["last"] = now
         buf = out.get_array()
         n = state["n"]
         if not state["go"] or n >= n_rec:
@@ -79,7 +85,7 @@ def _play_and_record(env: dict, seconds: float, timeout: float = 120.0) -> tuple
             time.sleep(0.05)
     finally:
         runner.close()
-    return rec[0], rec[1], tone
+    return rec[0], rec[1], tone, state["xruns"] + state["skips"]
 
 
 def test_the_mic_reaches_its_port_and_the_mix_unchanged_and_early(four_inputs, tmp_path):
@@ -91,7 +97,7 @@ def test_the_mic_reaches_its_port_and_the_mix_unchanged_and_early(four_inputs, t
                              "--stats-json", str(stats), "-q", "--no-ui"],
                             cwd=ROOT, env=four_inputs, stderr=subprocess.PIPE, text=True)
     try:
-        mic, mix, tone = _play_and_record(four_inputs, 3.0)
+        mic, mix, tone, glitches = _play_and_record(four_inputs, 3.0)
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=60)
@@ -108,9 +114,19 @@ def test_the_mic_reaches_its_port_and_the_mix_unchanged_and_early(four_inputs, t
     first, last = lag // PERIOD + 1, (lag + BURST) // PERIOD - 1
     cycles = [c for c in range(first, last) if np.any(mic[c * PERIOD:(c + 1) * PERIOD])]
     assert len(cycles) >= 0.5 * (last - first), f"{len(cycles)} of {last - first} cycles carry the mic: {d}"
+    # A JACK cycle that this client or the host missed or finished late (the two feed each other) repeats or
+    # drops one period of the burst on its way through the graph: such a cycle carries a neighbouring period
+    # of the burst, still unchanged. Only as many as the glitches the server reported, never otherwise.
+    off = []
     for c in cycles:
         got = mic[c * PERIOD:(c + 1) * PERIOD]
-        np.testing.assert_allclose(got, tone[c * PERIOD - lag:(c + 1) * PERIOD - lag], atol=1e-5, err_msg=f"cycle {c}")
+        shifts = [k for k in (0, -1, 1, -2, 2) if 0 <= c * PERIOD - lag - k * PERIOD <= BURST - PERIOD and
+                  np.allclose(got, tone[c * PERIOD - lag - k * PERIOD:(c + 1) * PERIOD - lag - k * PERIOD], atol=1e-5)]
+        assert shifts, f"cycle {c}: the mic came out changed (max |diff| " \
+                       f"{np.abs(got - tone[c * PERIOD - lag:(c + 1) * PERIOD - lag]).max():.3g}): {d}"
+        if shifts[0]:
+            off.append((c, shifts[0]))
+    assert len(off) <= 2 * glitches, f"{len(off)} cycles off the delay with {glitches} JACK glitches: {off} {d}"
     # The music inputs are silent (the dummy driver's capture ports), so the mix carries the mic alone.
     np.testing.assert_allclose(mix, mic, atol=2e-3)
     # The reported mic latency: its head start and one block in the host, plus JACK's period in and out.
