@@ -6,6 +6,7 @@ Shapes: audio is (N, C) frames-major float32 (the soundfile layout); models see 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -158,6 +159,13 @@ def load_separator(checkpoint: str | None = None, preset: str | None = None) -> 
     model.DEFAULT_CHECKPOINT if it exists, else the `streaming` preset with random weights and the live
     host's loud warning (the same policy, the same code)."""
     return model.resolve_separator(checkpoint, preset, warn=lambda m: print(m, file=sys.stderr))
+
+
+def add_separator_arguments(p: argparse.ArgumentParser) -> None:
+    """`--checkpoint` and `--preset`: the two ways to name the separator that `load_separator` returns."""
+    p.add_argument("--checkpoint", help="separator checkpoint (default: model/weights/streaming_default.ckpt "
+                   "when it exists, else the `streaming` preset with RANDOM weights)")
+    p.add_argument("--preset", help="a config.yaml preset with random weights instead of a checkpoint (tests)")
 
 
 def tools_config(section: str) -> dict:

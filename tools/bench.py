@@ -37,38 +37,60 @@ def causal_presets() -> list[str]:
     return [name for name, p in config["presets"].items() if p.get("causal")]
 
 
-def bench_streaming(preset: str, mode: str, device: str, hops: int, warmup: int = 20, seed: int = 0) -> dict:
-    """Feed `hops` hop-sized chunks of noise through a fresh engine; per-hop compute statistics."""
+ROUND_HOPS = 48   # hops per engine per round when several K run side by side (a multiple of every K up to 4)
+
+
+def bench_streaming(preset: str, mode: str, device: str, hops: int, warmup: int = 20, seed: int = 0,
+                    ks: tuple[int, ...] = (1,)) -> list[dict]:
+    """Feed `hops` hop-sized chunks of noise through a fresh engine per K (hops per step); per-hop compute
+    statistics, one record per K. With K > 1 every K-th chunk runs one call of K hops, and per hop is that
+    call's time / K. Several K run side by side: in rounds of ROUND_HOPS hops each, one engine after the
+    other, so that a machine whose speed drifts during the run slows every K alike."""
     torch.manual_seed(seed)
     sep = model.build_separator(preset).eval()
-    engine = StreamingSeparator(sep, device=device, mode="naive" if mode == "naive" else "cached",
-                                compile="on" if mode == "compiled" else "off")
-    engine.warm_up()
-    hop = engine.hop_length
+    engines = [StreamingSeparator(sep, device=device, mode="naive" if mode == "naive" else "cached",
+                                  compile="on" if mode == "compiled" else "off", hops_per_step=k) for k in ks]
+    hop = sep.hop_length
     rng = np.random.default_rng(seed)
     audio = (0.1 * rng.standard_normal((2, (hops + warmup) * hop))).astype(np.float32)
-    for i in range(warmup):
-        engine.feed(audio[:, i * hop:(i + 1) * hop])
-    engine._steps = 0  # statistics from here on
+    for engine in engines:
+        engine.warm_up()
+        for i in range(warmup):
+            engine.feed(audio[:, i * hop:(i + 1) * hop])
+    rounds = [(a, min(a + ROUND_HOPS, warmup + hops)) for a in range(warmup, warmup + hops, ROUND_HOPS)] \
+        if len(engines) > 1 else [(warmup, warmup + hops)]
+    times: list[list[np.ndarray]] = [[] for _ in engines]
     gc.collect()
     gc.freeze()         # as the live host runs its worker: no cyclic-GC pass inside a hop
     gc.disable()
     try:
-        for i in range(warmup, warmup + hops):
-            engine.feed(audio[:, i * hop:(i + 1) * hop])
+        for a, z in rounds:
+            for engine, out in zip(engines, times):
+                engine.reset_stats()
+                for i in range(a, z):
+                    engine.feed(audio[:, i * hop:(i + 1) * hop])
+                out.append(engine.step_times_ms)
     finally:
         gc.enable()
         gc.unfreeze()
-    t = engine.step_times_ms
+    return [_record(preset, mode, sep, engine, np.concatenate(t)) for engine, t in zip(engines, times)]
+
+
+def _record(preset: str, mode: str, sep, engine: StreamingSeparator, t: np.ndarray) -> dict:
+    hop = engine.hop_length
     hop_ms = 1000.0 * hop / engine.sample_rate
+    k = engine.hops_per_step
+    calls = t[::k] * k                                   # one entry per call (its K hops share its time)
     return {
-        "preset": preset, "mode": mode, "engine": engine.engine_kind, "device": str(engine.device),
+        "preset": preset, "mode": mode, "k": k, "engine": engine.engine_kind, "device": str(engine.device),
         "threads": torch.get_num_threads(), "compile_s": round(engine.compile_s, 2),
         "params": sep.num_parameters(), "latency_ms": round(engine.latency_ms, 3), "hop_ms": round(hop_ms, 3),
         "n_fft": sep.n_fft, "hop_length": hop, "receptive_field_frames": sep.receptive_field_frames,
         "hops_timed": len(t),
         "step_ms_p50": round(float(np.percentile(t, 50)), 4), "step_ms_p99": round(float(np.percentile(t, 99)), 4),
         "rtf": round(float(np.percentile(t, 50)) / hop_ms, 4), "rtf_mean": round(float(t.mean()) / hop_ms, 4),
+        "call_ms_p50": round(float(np.percentile(calls, 50)), 4), "call_ms_p99": round(float(np.percentile(calls, 99)), 4),
+        "p99_of_hop": round(float(np.percentile(t, 99)) / hop_ms, 4),
         "step_ms": [round(float(v), 4) for v in t],
     }
 
@@ -100,9 +122,19 @@ def bench_offline(preset: str, seconds: float, device: str, seed: int = 0) -> di
             "how": f"tools.separate offline path: {cfg.segment_seconds} s segments, overlap {cfg.overlap}, random weights"}
 
 
+def _hops_per_step(text: str) -> list[int]:
+    try:
+        ks = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        ks = []
+    if not ks or any(k not in (1, 2, 3, 4) for k in ks) or len(set(ks)) != len(ks):
+        raise UserError(f"--hops-per-step: expected a comma list of distinct K from 1 to 4, got {text!r}")
+    return ks
+
+
 def format_table(records: list[dict]) -> str:
-    cols = ["preset", "mode", "device", "threads", "params", "latency_ms", "hop_ms", "step_ms_p50", "step_ms_p99", "rtf",
-            "compile_s"]
+    cols = ["preset", "mode", "k", "device", "threads", "params", "latency_ms", "hop_ms", "step_ms_p50", "step_ms_p99",
+            "p99_of_hop", "rtf", "compile_s"]
     rows = [[_cell(r, c) for c in cols] for r in records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
@@ -137,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default="auto", help="torch CPU threads: a number (capped at the usable cores) or "
                     "auto, the engine's policy: 1 (default auto; see streaming/engine/cpu.py)")
     ap.add_argument("--hops", type=int, default=400, help="timed hops per cached run (naive runs a quarter)")
+    ap.add_argument("--hops-per-step", default="1", metavar="K,...",
+                    help="comma list of K: hops per network call of the cached and compiled modes, each K in its "
+                         "own row (K - 1 hops of extra latency; default 1)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as a JSON list")
     ap.add_argument("--plot", metavar="PNG", help="draw the per-hop compute time of each preset and mode against "
                     "the hop deadline (tools/plots.py; the same records as --json)")
@@ -161,12 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         bad = sorted(set(modes) - {"cached", "compiled", "naive"})
         if bad:
             raise UserError(f"--modes: expected some of cached, compiled, naive, got {', '.join(bad)}")
+        ks = _hops_per_step(args.hops_per_step)
         records = []
         for preset in [p for p in args.presets.split(",") if p]:
             for mode in modes:
                 hops = args.hops if mode == "cached" else max(20, args.hops // 4)
-                records.append(bench_streaming(preset, mode, args.device, hops))
-                print(format_table(records[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+                hops = -(-hops // ROUND_HOPS) * ROUND_HOPS if len(ks) > 1 else hops
+                got = bench_streaming(preset, mode, args.device, hops, ks=tuple(ks) if mode != "naive" else (1,))
+                records += got
+                for line in format_table(got).splitlines()[2:]:
+                    print(line, file=sys.stderr, flush=True)
         if args.offline:
             if not args.offline_seconds > 0:
                 raise UserError(f"--offline-seconds: expected > 0, got {args.offline_seconds}")

@@ -14,6 +14,10 @@ data mix). The loop alternates a training chunk of `eval_every_minutes` (`python
 checkpointing every few minutes, so a kill loses at most that) with `python -m tools.evaluate EVAL_DATA
 --streaming` of `run/last.ckpt`. `start` on a new machine continues from the committed `run/last.ckpt`;
 only the shard cache of rendered training tracks is made again (minutes).
+
+A later phase (another recipe, data or schedule) is a new run beside the old one: plan key `run: run2`,
+`init:` the previous phase's `last.ckpt` (its hours seen carry over), its own `recipe`; its evaluations are
+`evals/run2-step-*.json` and its lines in evals.jsonl and sessions.jsonl say `"run": "run2"`.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -32,14 +37,16 @@ import yaml
 
 from core.errors import UserError, run_cli
 from core.files import write_text as atomic_write_text
+from core.machine import cpu_model
 
 DEFAULT_DIR = Path("campaign")
-RUN = "run"
+RUN = "run"                   # the run folder of a plan that names none (plan key `run`: a later phase)
 STATE = "state.json"          # not committed: the running loop's pid and what it is doing
 LOG = "campaign.log"          # not committed: the loop's and its children's output
 STOP_REQUEST = "stop-requested"
 TRAIN_STOP_FILE = "STOP"      # training.trainer.STOP_FILE: the run checkpoints after its step and returns
-PLAN_KEYS = {"preset", "stems", "init", "recipe", "data", "steps", "eval_every_minutes", "eval_data", "resume_flags"}
+PLAN_KEYS = {"preset", "stems", "init", "recipe", "data", "steps", "eval_every_minutes", "eval_data", "resume_flags",
+             "run"}
 
 
 class CampaignError(UserError):
@@ -67,7 +74,15 @@ def read_plan(folder: Path) -> dict[str, Any]:
         raise CampaignError(f"{path}: eval_every_minutes: expected minutes > 0, got {plan['eval_every_minutes']!r}")
     plan.setdefault("resume_flags", [])
     plan.setdefault("eval_data", "eif-valid")
+    plan.setdefault("run", RUN)
+    if not isinstance(plan["run"], str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", plan["run"]):
+        raise CampaignError(f"{path}: run: expected a folder name inside the campaign folder, got {plan['run']!r}")
     return plan
+
+
+def run_dir(folder: Path, plan: dict[str, Any]) -> Path:
+    """The `python -m training` run of the plan's current phase."""
+    return folder / plan["run"]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -113,14 +128,7 @@ def alive(pid: int | None) -> bool:
 
 
 def hardware() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         affinity = sorted(os.sched_getaffinity(0))
     except AttributeError:
@@ -131,7 +139,7 @@ def hardware() -> dict[str, Any]:
 
 # -- one chunk of training, one evaluation ---------------------------------------------------------
 def train_command(folder: Path, plan: dict[str, Any], seconds: float) -> list[str]:
-    run = folder / RUN
+    run = run_dir(folder, plan)
     cmd = [sys.executable, "-m", "training", "--stop-after", f"{seconds:.0f}", "--steps", str(plan["steps"])]
     if (run / "last.ckpt").is_file():
         cmd += ["--resume", str(run), *[str(f) for f in plan["resume_flags"]]]
@@ -163,13 +171,13 @@ def run_logged(cmd: list[str], folder: Path, what: str, **state: Any) -> int:
             raise
 
 
-def last_train_entry(folder: Path) -> dict[str, Any]:
-    rows = [r for r in read_jsonl(folder / RUN / "metrics.jsonl") if "loss" in r]
+def last_train_entry(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    rows = [r for r in read_jsonl(run_dir(folder, plan) / "metrics.jsonl") if "loss" in r]
     return rows[-1] if rows else {}
 
 
-def checkpoint_metadata(folder: Path) -> dict[str, Any]:
-    path = folder / RUN / "last.ckpt"
+def checkpoint_metadata(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    path = run_dir(folder, plan) / "last.ckpt"
     if not path.is_file():
         return {}
     from model.checkpoint import read_checkpoint
@@ -182,19 +190,19 @@ def total_hours(meta: dict[str, Any]) -> float:
 
 
 def evaluate(folder: Path, plan: dict[str, Any]) -> dict[str, Any] | None:
-    meta = checkpoint_metadata(folder)
+    meta = checkpoint_metadata(folder, plan)
     step = int(meta.get("steps", 0))
     evals = folder / "evals"
     evals.mkdir(exist_ok=True)
-    out = evals / f"step-{step:06d}.json"
-    cmd = [sys.executable, "-m", "tools.evaluate", plan["eval_data"], "--checkpoint", str(folder / RUN / "last.ckpt"),
+    out = evals / (f"step-{step:06d}.json" if plan["run"] == RUN else f"{plan['run']}-step-{step:06d}.json")
+    cmd = [sys.executable, "-m", "tools.evaluate", plan["eval_data"], "--checkpoint", str(run_dir(folder, plan) / "last.ckpt"),
            "--streaming", "--json", str(out), "-q"]
     t0 = time.time()
     code = run_logged(cmd, folder, "evaluate", step=step)
     if code != 0 or not out.is_file():
         return None
     model_sdr = json.loads(out.read_text())["aggregate"].get("model", {})
-    entry = {"step": step, "hours_seen": round(total_hours(meta), 3), "wall_time_s": meta.get("wall_time_s"),
+    entry = {"run": plan["run"], "step": step, "hours_seen": round(total_hours(meta), 3), "wall_time_s": meta.get("wall_time_s"),
              "data": plan["eval_data"], "mode": "streaming",
              "sdr": {s: v.get("SDR") for s, v in model_sdr.items()}, "eval_s": round(time.time() - t0, 1),
              "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -208,7 +216,7 @@ def loop(folder: Path) -> int:
     (folder / STOP_REQUEST).unlink(missing_ok=True)
     failures = 0
     while not (folder / STOP_REQUEST).exists():
-        meta = checkpoint_metadata(folder)
+        meta = checkpoint_metadata(folder, plan)
         if int(meta.get("steps", 0)) >= plan["steps"]:
             print(f"campaign: the schedule is done ({plan['steps']} steps)")
             break
@@ -217,9 +225,9 @@ def loop(folder: Path) -> int:
         started = time.time()
         code = run_logged(train_command(folder, plan, seconds), folder, "train", step=start_step,
                           next_eval=started + seconds)
-        meta = checkpoint_metadata(folder)
+        meta = checkpoint_metadata(folder, plan)
         append_jsonl(folder / "sessions.jsonl", {
-            "start": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)), "seconds": round(time.time() - started),
+            "run": plan["run"], "start": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)), "seconds": round(time.time() - started),
             "from_step": start_step, "to_step": int(meta.get("steps", 0)), "exit": code, "hardware": hardware(),
             "data": plan["data"], "resume_flags": plan["resume_flags"], "hours_seen": round(total_hours(meta), 3)})
         if code != 0:
@@ -257,13 +265,14 @@ def start(folder: Path, nice: int, cpus: str | None) -> int:
 
 
 def stop(folder: Path, wait_s: float) -> int:
+    plan = read_plan(folder)
     state = read_state(folder)
     if not alive(state.get("pid")):
         print(f"the campaign in {folder} is not running")
         return 0
     (folder / STOP_REQUEST).touch()
     if state.get("phase") == "train":
-        (folder / RUN / TRAIN_STOP_FILE).touch()   # checkpoint after the current step
+        (run_dir(folder, plan) / TRAIN_STOP_FILE).touch()   # checkpoint after the current step
     elif state.get("child"):
         try:
             os.kill(int(state["child"]), signal.SIGTERM)  # an evaluation loses nothing but its time
@@ -275,7 +284,7 @@ def stop(folder: Path, wait_s: float) -> int:
     if alive(state.get("pid")):
         raise CampaignError(f"the campaign (pid {state['pid']}) did not stop within {wait_s:.0f} s; "
                             "it stops after its current step, or kill it (last.ckpt is at most minutes old)")
-    meta = checkpoint_metadata(folder)
+    meta = checkpoint_metadata(folder, plan)
     print(f"campaign stopped at step {meta.get('steps', 0)} ({total_hours(meta):.2f} h of audio seen)")
     return 0
 
@@ -283,16 +292,16 @@ def stop(folder: Path, wait_s: float) -> int:
 def status(folder: Path) -> dict[str, Any]:
     plan = read_plan(folder)
     state = read_state(folder)
-    meta = checkpoint_metadata(folder)
-    train = last_train_entry(folder)
-    valid = [r for r in read_jsonl(folder / RUN / "metrics.jsonl") if "sdr" in r]
-    evals = read_jsonl(folder / "evals.jsonl")
-    sessions = read_jsonl(folder / "sessions.jsonl")
+    meta = checkpoint_metadata(folder, plan)
+    train = last_train_entry(folder, plan)
+    valid = [r for r in read_jsonl(run_dir(folder, plan) / "metrics.jsonl") if "sdr" in r]
+    evals = [e for e in read_jsonl(folder / "evals.jsonl") if e.get("run", RUN) == plan["run"]]
+    sessions = [e for e in read_jsonl(folder / "sessions.jsonl") if e.get("run", RUN) == plan["run"]]
     running = alive(state.get("pid"))
     out: dict[str, Any] = {
         "running": running, "phase": state.get("phase") if running else "stopped",
         "step": int(meta.get("steps", 0)), "steps": plan["steps"], "hours_seen": round(total_hours(meta), 3),
-        "hours_seen_this_campaign": round(float(meta.get("hours_seen", 0.0)), 3),
+        "run": plan["run"], "hours_seen_this_run": round(float(meta.get("hours_seen", 0.0)), 3),
         "wall_time_s": meta.get("wall_time_s", 0.0), "checkpoint_saved": meta.get("saved"),
         "latest_step_logged": train.get("step"), "segments_per_s": train.get("segments_per_s"),
         "data": plan["data"], "validation": valid[-1] if valid else None, "streaming_eval": evals[-1] if evals else None,
@@ -311,8 +320,8 @@ def status(folder: Path) -> dict[str, Any]:
 
 def format_status(s: dict[str, Any]) -> str:
     head = (f"campaign: {'running (' + s['phase'] + ')' if s['running'] else 'stopped'}; step {s['step']} of "
-            f"{s['steps']}, {s['hours_seen']:.2f} h of audio seen ({s['hours_seen_this_campaign']:.2f} h in this "
-            f"campaign), {float(s['wall_time_s'] or 0) / 3600:.2f} h of training wall time, {s['chunks']} chunks")
+            f"{s['steps']} of run {s['run']}/, {s['hours_seen']:.2f} h of audio seen ({s['hours_seen_this_run']:.2f} h in "
+            f"this run), {float(s['wall_time_s'] or 0) / 3600:.2f} h of its training wall time, {s['chunks']} chunks")
     lines = [head]
     if s.get("segments_per_s"):
         eta = f"; schedule ends in ~{s['schedule_eta_h']} h of training" if "schedule_eta_h" in s else ""

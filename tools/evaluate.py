@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 import model
-from core.errors import UserError, run_cli
+from core.errors import OneLineParser, UserError, run_main
 
-from .audio_io import fit_length, load_separator, read_audio, resample, write_json
+from .audio_io import add_separator_arguments, fit_length, load_separator, read_audio, resample, write_json
 from .separate import separate_audio
 from .settings import tools_settings
 
@@ -242,20 +242,12 @@ def format_table(agg: dict) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tools.evaluate", description=__doc__,
+    p = OneLineParser(prog="python -m tools.evaluate", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="demo | eif-valid[:/path] | folder:/path | musdb:/path | musdb-hq:/path")
     p.add_argument("--subset", default="test", choices=("train", "test"), help="MUSDB18 subset (default test)")
-    p.add_argument("--checkpoint", help="separator checkpoint (default: model/weights/streaming_default.ckpt "
-                   "when it exists, else the `streaming` preset with RANDOM weights)")
-    p.add_argument("--preset", help="a config.yaml preset with random weights instead of a checkpoint (tests)")
+    add_separator_arguments(p)
     p.add_argument("--streaming", action="store_true", help="separate through the streaming engine")
     p.add_argument("--baseline", action="append", default=[], choices=("mixture", "oracle"),
                    help="also score the mixture / the oracle ratio masks (repeatable)")
@@ -295,8 +287,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli("python -m tools.evaluate", lambda: run(args))
+    return run_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

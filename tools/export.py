@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import warnings
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 import model
-from core.errors import UserError, run_cli
+from core.errors import OneLineParser, UserError, run_main
 from core.files import atomic_output, check_output_dir, write_bytes
 from streaming.engine.chunked import chunked_apply
 
@@ -170,7 +169,7 @@ def onnx_segment(sep: model.Separator, segment: int, path: Path):
         return None
 
     def separate(wav: Tensor) -> Tensor:
-        spec = sep.stft(sep._to_network_channels(wav))
+        spec = sep.stft(sep.to_network_channels(wav))
         masks = run(sep.features(spec))[0]
         stems = sep.stft.inverse(sep.apply_masks(spec, masks), wav.shape[-1])
         return stems.mean(2, keepdim=True) if wav.shape[1] == 1 else stems
@@ -256,12 +255,6 @@ def _onnx_artefact(kind: str, export, check) -> dict:
     return {"kind": kind, "max_abs_diff": check(fn), "note": None}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def run(args) -> int:
     from core.config import resolve_config
     from tools import COMMAND
@@ -290,15 +283,14 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m tools.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m tools.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--checkpoint")
     p.add_argument("--preset", help="a config.yaml preset with random weights instead of a checkpoint")
     p.add_argument("--formats", default="torchscript,onnx", help="comma list: torchscript,onnx")
     p.add_argument("--segment-seconds", type=float, default=None,
                    help="offline segment length (default: tools.separate.segment_seconds)")
-    args = p.parse_args(argv)
-    return run_cli("python -m tools.export", lambda: run(args))
+    return run_main(p, run, argv)
 
 
 if __name__ == "__main__":

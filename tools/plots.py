@@ -3,6 +3,7 @@
     python -m tools.plots bench bench.json --out bench.png             # per-hop compute time vs the hop deadline
     python -m tools.plots evaluate scores.json --out scores.png        # SDR per track and stem vs the baselines
     python -m tools.plots training runs/NAME/metrics.jsonl --out curves.png   # loss and validation SDR
+    python -m tools.plots soak soak.json --out soak.png                 # late blocks and latency over a soak
 
 `tools.bench --plot`, `tools.evaluate --plot` and `python -m training` (curves.png in the run folder at each
 validation, drawn by `training.curves`) call the same functions with the records they also write as JSON, so a picture always shows
@@ -27,11 +28,13 @@ MODE_COLOURS = {"cached": "#1f77b4", "compiled": "#ff7f0e", "naive": "#9467bd"}
 
 # -- tools.bench -----------------------------------------------------------------------------------
 def bench_series(records: list[dict]) -> dict[str, list[tuple[str, np.ndarray, float]]]:
-    """preset -> [(mode, per-hop ms, hop ms)] of the streaming records that carry every timed hop."""
+    """preset -> [(mode, per-hop ms, hop ms)] of the streaming records that carry every timed hop (the mode
+    says K when a call ran K hops)."""
     out: dict[str, list[tuple[str, np.ndarray, float]]] = {}
     for r in records:
         if r.get("step_ms"):
-            out.setdefault(r["preset"], []).append((r["mode"], np.asarray(r["step_ms"], np.float64),
+            label = r["mode"] if r.get("k", 1) == 1 else f"{r['mode']} K={r['k']}"
+            out.setdefault(r["preset"], []).append((label, np.asarray(r["step_ms"], np.float64),
                                                     float(r["hop_ms"])))
     if not out:
         raise UserError("bench plot: expected streaming records with per-hop times (`step_ms`), found none")
@@ -69,6 +72,41 @@ def bench_figure(records: list[dict]):
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"tools.bench: per-hop compute time ({meta.get('device', 'cpu')}, {meta.get('threads', '?')} "
                  f"thread(s)); solid: p50, dotted: p99", fontsize=10)
+    return fig
+
+
+# -- tools.soak ------------------------------------------------------------------------------------
+def soak_figure(record: dict):
+    """The soak's timeline from its status lines: late blocks and xruns (cumulative) and head-start steps
+    above; the total latency and the worker load below."""
+    line = record.get("timeline") or []
+    if not line:
+        raise UserError("soak plot: expected a record with a timeline (`tools.soak --json`), found none")
+    t = np.asarray([p["t"] for p in line]) / 60.0
+    fig = figure(8.0, 5.2)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.step(t, [p["late"] for p in line], where="post", color="#d62728", label="late blocks")
+    top.step(t, [p["xruns_in"] + p["xruns_out"] for p in line], where="post", color="#7f7f7f", label="xruns (in + out)")
+    steps = np.asarray([p["steps"] for p in line])
+    for i in np.flatnonzero(np.diff(steps, prepend=0) > 0):
+        top.axvline(t[i], color="#2ca02c", linewidth=0.8, alpha=0.7)
+    top.plot([], [], color="#2ca02c", label=f"head-start step ({int(steps[-1])})")
+    top.set_ylabel("count (cumulative)")
+    top.legend(loc="upper left", fontsize=7)
+    top.grid(alpha=0.3)
+    bottom.plot(t, [p["latency_ms"] for p in line], color="#1f77b4", label="total latency (ms)")
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xlabel("minutes")
+    bottom.grid(alpha=0.3)
+    load = bottom.twinx()
+    load.plot(t, [100 * p["load"] for p in line], color="#ff7f0e", linewidth=0.8, alpha=0.8, label="worker load (%)")
+    load.set_ylabel("worker load (%)")
+    h1, l1 = bottom.get_legend_handles_labels()
+    h2, l2 = load.get_legend_handles_labels()
+    bottom.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=7)
+    extra = f", competing load {100 * record['competing_load']:.0f} %" if record.get("competing_load") else ""
+    fig.suptitle(f"tools.soak: {record['minutes']:g} min at {record['rate']} Hz / {record['blocksize']}{extra}: "
+                 f"{record['late_blocks']} late of {record['blocks']} blocks", fontsize=10)
     return fig
 
 
@@ -149,7 +187,7 @@ def _read_json(path: str) -> object:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.plots", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=("bench", "evaluate", "training"))
+    ap.add_argument("kind", choices=("bench", "evaluate", "training", "soak"))
     ap.add_argument("input", help="bench / evaluate: the tool's --json file; training: metrics.jsonl or its run folder")
     ap.add_argument("--out", required=True, help="PNG to write")
     args = ap.parse_args(argv)
@@ -165,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(result, dict) or "tracks" not in result or "aggregate" not in result:
                 raise UserError(f"{args.input}: expected the object `tools.evaluate --json` writes")
             fig = evaluate_figure(result)
+        elif args.kind == "soak":
+            record = _read_json(args.input)
+            if not isinstance(record, dict):
+                raise UserError(f"{args.input}: expected the object `tools.soak --json` writes")
+            fig = soak_figure(record)
         else:
             path = Path(args.input)
             fig = training_figure(read_metrics(path / "metrics.jsonl" if path.is_dir() else path))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.host_args import split_host_args
 from tools.jack_dummy import JackDummyServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,21 +41,33 @@ CLICK = 0.5                  # click amplitude (-6 dBFS: below the mixer's limit
 
 
 # pass-through model ----------------------------------------------------------------------------------
-def passthrough_checkpoint(path: Path, checkpoint: str | None, preset: str | None) -> tuple[str, tuple[str, ...]]:
-    """Write the model's architecture with an all-ones mask head to `path`; returns (what, stems)."""
+def passthrough_checkpoint(path: Path, checkpoint: str | None, preset: str | None,
+                           levels: tuple[float, ...] | None = None) -> tuple[str, tuple[str, ...]]:
+    """Write the model's architecture with a constant mask head to `path`; returns (what, stems).
+
+    Every stem's mask is 1 (each stem is the input), or `levels[i]` for stem i (0 < level < 1), so that a
+    test can tell the stems apart by their gain alone."""
     import torch
 
     import model
     if checkpoint:
-        sep, what = model.load_checkpoint(checkpoint), f"{checkpoint} (mask head set to 1)"
+        sep, what = model.load_checkpoint(checkpoint), f"{checkpoint} (mask head set to constants)"
     else:
         preset = preset or "streaming"
-        sep, what = model.build_separator(preset).eval(), f"preset {preset} (mask head set to 1)"
+        sep, what = model.build_separator(preset).eval(), f"preset {preset} (mask head set to constants)"
+    stems = tuple(sep.stems)
+    if levels is not None and (len(levels) != len(stems) or not all(0.0 < v < 1.0 for v in levels)):
+        raise ValueError(f"expected one mask level in (0, 1) per stem of {stems}, got {levels}")
     with torch.no_grad():
         sep.net.head.weight.zero_()
-        sep.net.head.bias.fill_(30.0)          # sigmoid(30) == 1.0 in float32: every stem is the input
+        bias = sep.net.head.bias.view(-1, len(stems), sep.net.cfg.audio_channels)   # (sf, S, C), as the head
+        if levels is None:
+            bias.fill_(30.0)           # sigmoid(30) == 1.0 in float32: every stem is the input
+        else:
+            for i, v in enumerate(levels):
+                bias[:, i] = math.log(v / (1.0 - v))
     model.save_checkpoint(sep, path, steps=0)
-    return what, tuple(sep.stems)
+    return what, stems
 
 
 # click player / recorder -------------------------------------------------------------------------------
@@ -215,6 +229,10 @@ def measure(preset: str | None = None, checkpoint: str | None = None, latency_mo
             cmd += ["--latency-mode", latency_mode]
         if "--blocksize" not in host_args:
             cmd += ["--blocksize", str(blocksize)]
+        if "--config" not in host_args:       # a fixed latency to measure: no head-start steps mid-run
+            fixed = Path(tmp) / "fixed_headstart.yaml"
+            fixed.write_text("host:\n  adaptive_headstart: false\n")
+            cmd += ["--config", str(fixed)]
         cmd += list(host_args)
         srv = JackDummyServer(rate, blocksize, realtime=realtime, prefix="tfswa-rt") if server is None else None
         ctx = srv if srv is not None else _Existing(server)
@@ -285,6 +303,7 @@ def _record(st: dict, probe, err: str, what: str, latency_mode: str | None, rate
         "model_ms": st["algorithmic_latency_ms"], "chains_ms": st.get("chain_latency_ms", 0.0),
         "resampler_ms": st["resampler_latency_ms"], "resample_quality": st.get("resample_quality"),
         "buffers_ms": st["buffer_latency_ms"], "headstart_blocks": st.get("headstart_blocks"),
+        "headstart_grown_ms": st.get("headstart_grown_ms", 0.0),
         "worker_block_ms_p50": st.get("worker_block_ms_p50"), "worker_block_ms_p99": st.get("worker_block_ms_p99"),
         "device_ms": st["device_latency_ms"], "device_ms_jack_declared": None if device_declared is None else round(device_declared, 3),
         "total_measured_ms": None if measured_r is None else round(measured + st["device_latency_ms"], 3),
@@ -352,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--realtime", action="store_true", help="start the dummy server with real-time scheduling (jackd -R; "
                    "its clients' process threads run SCHED_FIFO, as on a musician's machine; needs rtprio)")
     p.add_argument("--json", metavar="PATH", help="also write the record as JSON")
-    argv = sys.argv[1:] if argv is None else argv
-    host_args: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, host_args = argv[:i], argv[i + 1:]
+    argv, host_args = split_host_args(argv)
     args = p.parse_args(argv)
 
     def go() -> int:

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 import model
-from core.errors import UserError, run_cli
+from core.errors import OneLineParser, UserError, run_main
 from streaming.engine.chunked import ChunkedStream, chunked_apply
 from streaming.host.sources import ArraySource, FileSink
 from streaming.processing.remix_chain import AlignedWriter
 from streaming.processing.resample import StreamResampler
 
-from .audio_io import load_separator, open_input
+from .audio_io import add_separator_arguments, load_separator, open_input
 from .settings import SeparateConfig
 
 RESAMPLE_QUALITY = "HQ"
@@ -219,20 +219,12 @@ def track_name(spec: str) -> str:
     return Path(spec).stem
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tools.separate", description=__doc__,
+    p = OneLineParser(prog="python -m tools.separate", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files (or `demo`, the stempeg preview clip)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/<track>/<stem>.wav")
-    p.add_argument("--checkpoint", help="separator checkpoint (default: model/weights/streaming_default.ckpt "
-                   "when it exists, else the `streaming` preset with RANDOM weights)")
-    p.add_argument("--preset", help="a config.yaml preset with random weights instead of a checkpoint (tests)")
+    add_separator_arguments(p)
     p.add_argument("--stems", help="comma list of stems to write (default: the model's; `accompaniment` "
                    "is derivable from drums, bass and other)")
     p.add_argument("--streaming", action="store_true", help="run through StreamingSeparator like the live host")
@@ -356,8 +348,7 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli("python -m tools.separate", lambda: run(args))
+    return run_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import numpy as np
 
 from core.errors import UserError, run_cli
 from core.files import write_json, write_text
+from tools.host_args import split_host_args
 from tools.jack_dummy import JackDummyServer
 
 HEADLESS_SIZE = (124, 24)
@@ -95,9 +96,7 @@ def _table(runs: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    streaming_args = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    argv, streaming_args = split_host_args(argv)
     ap = argparse.ArgumentParser(prog="python -m tools.ui_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each run (default 60)")

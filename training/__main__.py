@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import core
-from core.errors import run_cli
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too; keep it short)
-        print(f"python -m training: error: {message}", file=sys.stderr)
-        sys.exit(2)
+from core.errors import OneLineParser, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m training", description="Train a TFSWA-UNet separator preset.")
+    p = OneLineParser(prog="python -m training", description="Train a TFSWA-UNet separator preset.")
     p.add_argument("--config", type=Path, default=None, help="config.yaml (default: the project's)")
     p.add_argument("--preset", default=None, help="model preset from config.yaml (default: streaming)")
     p.add_argument("--stems", default=None, help="stem set name or comma list, e.g. vocals,accompaniment (default: the preset's)")

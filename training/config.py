@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.config import merge_config, nested
 from core.errors import ConfigError
 from core.schema import build, setting
 
@@ -154,29 +155,10 @@ def train_config(config: dict[str, Any], device_type: str | None = None) -> Trai
     section's `cpu:` mapping overrides its keys (CPU defaults that fit a small machine)."""
     section = dict(config.get("training") or {})
     if device_type == "cpu" and isinstance(section.get("cpu"), dict):
-        section = merged(section, section["cpu"])
+        section = merge_config(section, section["cpu"])
     return TrainConfig.from_dict(section)
-
-
-def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `over`'s keys replaced, nested mappings merged key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     """A TrainConfig with dotted keys replaced, e.g. {"batch_size": 4, "optimizer.lr": 1e-3} (checked again)."""
-    return TrainConfig.from_dict(merged(cfg.to_dict(), _nest(overrides)))
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
+    return TrainConfig.from_dict(merge_config(cfg.to_dict(), nested(overrides)))

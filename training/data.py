@@ -445,7 +445,22 @@ def _ones_masks(n_frames: int, n_freq: int) -> tuple[torch.Tensor, torch.Tensor]
     return torch.ones(n_frames), torch.ones(n_freq)
 
 
-class TrainSegments(Dataset):
+class _StemSegments(Dataset):
+    """What training and validation segments share: the sources (none of them empty), each one's stem plan for
+    `targets`, the segment length and the feature geometry (T frames, F bins) their masks have."""
+
+    def __init__(self, role: str, sources: list[Source], targets: tuple[str, ...], merges: dict[str, list[str]],
+                 segment: int, n_frames: int, n_freq: int):
+        if not sources or any(len(s) == 0 for s in sources):
+            raise DataError(f"the {role} set is empty (no tracks in " + ", ".join(s.name for s in sources) + ")")
+        self.sources = sources
+        self.plans = [stem_plan(s, targets, merges) for s in sources]
+        self.segment = segment
+        self.n_frames = n_frames
+        self.n_freq = n_freq
+
+
+class TrainSegments(_StemSegments):
     """Random augmented segments; item `key` is a pure function of (seed, key).
 
     Returns (mixture (2, N), targets (S, 2, N), time mask (T,), freq mask (F,)) float32 tensors and
@@ -455,15 +470,9 @@ class TrainSegments(Dataset):
 
     def __init__(self, sources: list[Source], targets: tuple[str, ...], merges: dict[str, list[str]],
                  segment: int, augment: AugmentConfig, seed: int, n_frames: int, n_freq: int):
-        if not sources or any(len(s) == 0 for s in sources):
-            raise DataError("the training set is empty (no tracks in " + ", ".join(s.name for s in sources) + ")")
-        self.sources = sources
-        self.plans = [stem_plan(s, targets, merges) for s in sources]
-        self.segment = segment
+        super().__init__("training", sources, targets, merges, segment, n_frames, n_freq)
         self.aug = augment
         self.seed = seed
-        self.n_frames = n_frames
-        self.n_freq = n_freq
         self.offsets = np.cumsum([0] + [len(s) for s in sources]).tolist()
         self.n_tracks = self.offsets[-1]
         self.max_stems = max(len(s.stems) for s in sources)
@@ -529,18 +538,12 @@ def _stretch(stems: np.ndarray, sr: int, stretch: float, semitones: float, n: in
     return fit(out.astype(np.float32), n)
 
 
-class ValidSegments(Dataset):
+class ValidSegments(_StemSegments):
     """Fixed, unaugmented validation segments: `per_track` evenly spaced excerpts of every track."""
 
     def __init__(self, sources: list[Source], targets: tuple[str, ...], merges: dict[str, list[str]],
                  segment: int, per_track: int, n_frames: int, n_freq: int):
-        if not sources or any(len(s) == 0 for s in sources):
-            raise DataError("the validation set is empty (no tracks in " + ", ".join(s.name for s in sources) + ")")
-        self.sources = sources
-        self.plans = [stem_plan(s, targets, merges) for s in sources]
-        self.segment = segment
-        self.n_frames = n_frames
-        self.n_freq = n_freq
+        super().__init__("validation", sources, targets, merges, segment, n_frames, n_freq)
         self.items: list[tuple[int, int, int]] = []
         for k, src in enumerate(sources):
             for i in range(len(src)):

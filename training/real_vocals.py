@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from core.config import load_config
+from core.config import project_section
 from core.errors import ConfigError
 from core.schema import build, setting
 
@@ -116,9 +116,7 @@ class RealVocalsConfig:
     def from_dict(cls, d: dict[str, Any] | None) -> RealVocalsConfig:
         """Build from a `real_vocals` mapping; None reads the section from the project's config.yaml."""
         if d is None:
-            d = load_config().get("real_vocals")
-            if d is None:
-                raise ConfigError("config.yaml: expected a `real_vocals` section, found none")
+            d = project_section("real_vocals")
         return build(cls, d, "config real_vocals")
 
 

@@ -97,9 +97,19 @@ class TrainForward(nn.Module):
 
 def load_init_weights(separator: mdl.Separator, ckpt: dict[str, Any], path: Any) -> None:
     """A checkpoint's network weights into `separator` (same network shapes; the STFT may differ, as when the
-    `lowlatency` preset starts from `streaming` weights: same n_fft and frequency size, other windows)."""
+    `lowlatency` preset starts from `streaming` weights: same n_fft and frequency size, other windows).
+
+    A causal TSA's bias per lag (`tsa.rel_bias`, heads x W) may differ in W: it is resampled along time by
+    the ratio of the hops, so that a lag keeps its bias at the same age in seconds (lowlatency: hop 128,
+    W = 64, from streaming: hop 512, W = 32: new lag d takes the old bias at lag d / 4, linearly
+    interpolated; lags older than the old window take its oldest)."""
     mine = separator.state_dict()
-    theirs = ckpt.get("state_dict") or {}
+    theirs = dict(ckpt.get("state_dict") or {})
+    their_hop = int((ckpt.get("config") or {}).get("hop_length") or separator.hop_length)
+    for k, v in list(theirs.items()):
+        if k.endswith("tsa.rel_bias") and k in mine and v.dim() == 2 and v.shape[0] == mine[k].shape[0] \
+                and v.shape != mine[k].shape:
+            theirs[k] = resample_lags(v, mine[k].shape[1], separator.hop_length / their_hop)
     wrong = sorted(k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape)
     extra = sorted(k for k in theirs if k not in mine)
     if wrong or extra:
@@ -107,6 +117,16 @@ def load_init_weights(separator: mdl.Separator, ckpt: dict[str, Any], path: Any)
         raise TrainingError(f"--init {path}: expected a checkpoint with the network shapes of the preset being trained; "
                             f"{len(wrong)} tensors differ or are missing, {len(extra)} are extra (first: {first})")
     separator.load_state_dict(theirs)
+
+
+def resample_lags(bias: torch.Tensor, window: int, ratio: float) -> torch.Tensor:
+    """(heads, W_old) bias per lag -> (heads, window): lag d takes the old bias at lag d * ratio (linear
+    interpolation, clamped to the oldest old lag)."""
+    pos = (torch.arange(window, dtype=torch.float64) * ratio).clamp(max=bias.shape[1] - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=bias.shape[1] - 1)
+    w = (pos - lo).to(bias.dtype)
+    return (bias[:, lo] * (1 - w) + bias[:, hi] * w).contiguous()
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,20 +28,27 @@ ORDER = ("eq", "compressor", "saturation", "reverb", "pan", "level")  # the bus,
 REF_RMS = 0.125  # compressor threshold and saturation drive are relative to the vocal's level: RMS at -18 dBFS
 
 
-def _check_ranges(section: str, obj: Any) -> None:
-    """Every (low, high) pair of a dataclass has low <= high."""
-    for f in fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, tuple) and len(v) == 2 and v[0] > v[1]:
-            raise ConfigError(f"config real_vocals.vocal_fx.{section}.{f.name}: expected [low, high] with low <= high, "
-                              f"got {list(v)}")
+@dataclass(frozen=True)
+class _EffectConfig:
+    """What every effect's sub-section has: the probability that a track's bus has the effect, and (low, high)
+    ranges, each checked for low <= high; `section` is the sub-section's name."""
+
+    section: ClassVar[str]
+    probability: float = setting(ge=0, le=1)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, tuple) and len(v) == 2 and v[0] > v[1]:
+                raise ConfigError(f"config real_vocals.vocal_fx.{self.section}.{f.name}: expected [low, high] with "
+                                  f"low <= high, got {list(v)}")
 
 
 @dataclass(frozen=True)
-class EqConfig:
+class EqConfig(_EffectConfig):
     """Random low shelf, high shelf and `peak_bands` peaking bands (each band's gain, frequency and Q drawn)."""
 
-    probability: float = setting(ge=0, le=1)
+    section = "eq"
     low_shelf_hz: tuple[float, float] = setting(gt=0, le=20000)
     high_shelf_hz: tuple[float, float] = setting(gt=0, le=20000)
     shelf_gain_db: tuple[float, float] = setting(ge=-24, le=24)
@@ -50,67 +57,49 @@ class EqConfig:
     peak_gain_db: tuple[float, float] = setting(ge=-24, le=24)
     peak_q: tuple[float, float] = setting(gt=0, le=20)
 
-    def __post_init__(self) -> None:
-        _check_ranges("eq", self)
-
 
 @dataclass(frozen=True)
-class CompressorConfig:
+class CompressorConfig(_EffectConfig):
     """pedalboard's Compressor; `threshold_db` is for the vocal at RMS -18 dBFS (it is brought there and back)."""
 
-    probability: float = setting(ge=0, le=1)
+    section = "compressor"
     threshold_db: tuple[float, float] = setting(ge=-60, le=0)
     ratio: tuple[float, float] = setting(ge=1, le=30)
     attack_ms: tuple[float, float] = setting(gt=0, le=500)
     release_ms: tuple[float, float] = setting(gt=0, le=5000)
 
-    def __post_init__(self) -> None:
-        _check_ranges("compressor", self)
-
 
 @dataclass(frozen=True)
-class SaturationConfig:
+class SaturationConfig(_EffectConfig):
     """tanh soft clipping `drive_db` above the vocal's level (RMS at -18 dBFS), blended `mix` with the dry vocal."""
 
-    probability: float = setting(ge=0, le=1)
+    section = "saturation"
     drive_db: tuple[float, float] = setting(ge=0, le=40)
     mix: tuple[float, float] = setting(ge=0, le=1)
 
-    def __post_init__(self) -> None:
-        _check_ranges("saturation", self)
-
 
 @dataclass(frozen=True)
-class ReverbConfig:
-    probability: float = setting(ge=0, le=1)
+class ReverbConfig(_EffectConfig):
+    section = "reverb"
     room_size: tuple[float, float] = setting(ge=0, le=1)
     damping: tuple[float, float] = setting(ge=0, le=1)
     wet: tuple[float, float] = setting(ge=0, le=1)  # pedalboard's wet_level (the dry path stays at unity)
     width: tuple[float, float] = setting(ge=0, le=1)
 
-    def __post_init__(self) -> None:
-        _check_ranges("reverb", self)
-
 
 @dataclass(frozen=True)
-class PanConfig:
-    probability: float = setting(ge=0, le=1)
+class PanConfig(_EffectConfig):
+    section = "pan"
     pan: tuple[float, float] = setting(ge=-1, le=1)  # constant-power balance, -1 left .. 1 right
 
-    def __post_init__(self) -> None:
-        _check_ranges("pan", self)
-
 
 @dataclass(frozen=True)
-class LevelConfig:
+class LevelConfig(_EffectConfig):
     """A fader ride: gain breakpoints every `every_seconds`, each drawn in `range_db`, linear in dB between."""
 
-    probability: float = setting(ge=0, le=1)
+    section = "level"
     range_db: tuple[float, float] = setting(ge=-24, le=24)
     every_seconds: float = setting(gt=0, le=600)
-
-    def __post_init__(self) -> None:
-        _check_ranges("level", self)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,23 @@ def test_loop_trains_in_chunks_evaluates_between_them_and_reports(tmp_path, caps
     assert main(["run", "--dir", str(folder)]) == 0
     assert "schedule is done" in capsys.readouterr().out
     assert model.load_checkpoint(folder / "run" / "last.ckpt").metadata["steps"] == 10
+    # a second phase: a new run folder from the first phase's last weights, under its own schedule
+    plan = yaml.safe_load((folder / "plan.yaml").read_text())
+    plan.update(run="run2", init=str(folder / "run" / "last.ckpt"), steps=4)
+    (folder / "plan.yaml").write_text(yaml.safe_dump(plan))
+    assert _status(folder, capsys)["step"] == 0                  # the new phase has not trained yet
+    assert main(["run", "--dir", str(folder)]) == 0
+    capsys.readouterr()
+    meta = model.load_checkpoint(folder / "run2" / "last.ckpt").metadata
+    assert meta["steps"] == 4 and meta["init"]["steps"] == 10
+    s = _status(folder, capsys)
+    assert s["run"] == "run2" and s["step"] == 4 and s["hours_seen"] == pytest.approx(14 * 2 * 0.5 / 3600, abs=1e-3)
+    assert s["hours_seen_this_run"] == pytest.approx(4 * 2 * 0.5 / 3600, abs=1e-3)
+    evals2 = [json.loads(x) for x in (folder / "evals.jsonl").read_text().splitlines()][len(evals):]
+    assert evals2 and all(e["run"] == "run2" for e in evals2) and s["streaming_eval"] == evals2[-1]
+    assert (folder / "evals" / f"run2-step-{evals2[-1]['step']:06d}.json").is_file()
+    assert s["chunks"] == sum(json.loads(x).get("run") == "run2" for x in (folder / "sessions.jsonl").read_text().splitlines())
+    assert model.load_checkpoint(folder / "run" / "last.ckpt").metadata["steps"] == 10   # phase 1 untouched
 
 
 def test_start_detaches_and_stop_checkpoints_after_the_current_step(tmp_path, capsys):
@@ -97,6 +114,7 @@ def test_start_detaches_and_stop_checkpoints_after_the_current_step(tmp_path, ca
     ("preset: tiny\ndata: [synthetic]\nsteps: 0\neval_every_minutes: 1\n", "steps: expected an integer >= 1"),
     ("preset: tiny\ndata: [synthetic]\nsteps: 5\neval_every_minutes: 1\nspeed: 2\n", "unknown ['speed']"),
     ("[", "not valid YAML"),
+    ("preset: tiny\ndata: [synthetic]\nsteps: 5\neval_every_minutes: 1\nrun: ../x\n", "run: expected a folder name"),
 ])
 def test_bad_plans_are_one_line_errors(tmp_path, capsys, plan, message):
     (tmp_path / "plan.yaml").write_text(plan)

@@ -24,11 +24,14 @@ def _png(path) -> np.ndarray:
 
 def test_bench_plot_is_the_json(tmp_path):
     js, png, again = tmp_path / "bench.json", tmp_path / "bench.png", tmp_path / "again.png"
-    assert bench_main(["--presets", "tiny", "--modes", "cached,naive", "--hops", "24", "--no-offline", "--no-peers",
-                       "--json", str(js), "--plot", str(png)]) == 0
+    assert bench_main(["--presets", "tiny", "--modes", "cached,naive", "--hops", "24", "--hops-per-step", "1,2",
+                       "--no-offline", "--no-peers", "--json", str(js), "--plot", str(png)]) == 0
     records = json.loads(js.read_text())
     series = bench_series(records)["tiny"]
-    assert [m for m, _, _ in series] == ["cached", "naive"]
+    assert [m for m, _, _ in series] == ["cached", "cached K=2", "naive"]
+    k2 = records[1]
+    assert k2["k"] == 2 and k2["latency_ms"] == pytest.approx(records[0]["latency_ms"] + k2["hop_ms"], abs=1e-3)
+    assert k2["call_ms_p99"] >= k2["step_ms_p99"]
     for (mode, t, hop), r in zip(series, records):
         np.testing.assert_array_equal(t, r["step_ms"])
         assert hop == r["hop_ms"] and len(t) == r["hops_timed"]

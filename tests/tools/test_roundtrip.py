@@ -15,7 +15,7 @@ from tools import roundtrip
 @pytest.mark.parametrize(("rate", "block"), [(48000, 256), (44100, 128)])
 def test_measured_round_trip_agrees_with_the_breakdown(tmp_path, rate, block):
     cfg = tmp_path / "host.yaml"
-    cfg.write_text("host:\n  prefill_probe_s: 0.5\n")
+    cfg.write_text("host:\n  prefill_probe_s: 0.5\n  adaptive_headstart: false\n")   # a fixed latency to measure
     r = roundtrip.measure(preset="tiny", rate=rate, blocksize=block, seconds=3.0,
                           host_args=("--config", str(cfg)))
     assert r["blocksize"] == block and r["rate"] == rate

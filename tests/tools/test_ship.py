@@ -44,6 +44,34 @@ def test_decide_needs_every_gate_stem_better_and_no_check_regression():
     assert not ok and why == ["c vocals: 1.80 dB regresses from 2.00 dB"]
 
 
+def test_a_variants_gate_asks_to_land_within_its_margin_of_the_default():
+    old = {"g": {"vocals": 3.0, "accompaniment": 4.0}, "c": {"vocals": 2.0, "accompaniment": 5.0}}
+    near = {"g": {"vocals": 1.6, "accompaniment": 2.5}, "c": {"vocals": 0.5, "accompaniment": 4.0}}
+    assert decide(near, old, "g", ["c"], 0.1, within=1.5) == (True, [])
+    ok, why = decide({**near, "g": {"vocals": 1.4, "accompaniment": 2.5}}, old, "g", ["c"], 0.1, within=1.5)
+    assert not ok and why == ["g vocals: 1.40 dB is more than 1.5 dB below the default's 3.00 dB"]
+    ok, why = decide({**near, "c": {"vocals": 0.4, "accompaniment": 4.0}}, old, "g", ["c"], 0.1, within=1.5)
+    assert not ok and why == ["c vocals: 0.40 dB regresses from 2.00 dB"]
+
+
+def test_a_variant_that_lands_within_the_margin_goes_to_its_own_file(tmp_path, capsys):
+    reference = _checkpoint(tmp_path / "default.ckpt", 0)
+    before = reference.read_bytes()
+    candidate = _checkpoint(tmp_path / "variant.ckpt", 0, hours_seen=0.5)     # the same weights: within any margin
+    to = tmp_path / "weights" / "variant_default.ckpt"
+    to.parent.mkdir()
+    record = tmp_path / "record.json"
+    gate = _track(tmp_path)
+    assert main([str(candidate), "--default", str(reference), "--within", "1.5", "--to", str(to),
+                 "--json", str(record), "--gate", gate, "--check", gate]) == 0
+    assert f"ship gate passed; wrote {to}" in capsys.readouterr().out
+    assert reference.read_bytes() == before
+    meta = torch.load(to, weights_only=False)["metadata"]
+    assert meta["reference_default"] == {"path": str(reference), "within_db": 1.5} and meta["hours_seen_total"] == 0.5
+    entry = json.loads(record.read_text())[-1]
+    assert entry["passed"] and entry["within_db"] == 1.5 and entry["target"] == str(to)
+
+
 def test_a_candidate_no_better_than_the_default_is_recorded_and_not_shipped(tmp_path, capsys):
     default = _checkpoint(tmp_path / "default.ckpt", 0)
     before = default.read_bytes()
@@ -72,7 +100,10 @@ def test_a_candidate_no_better_than_the_default_is_recorded_and_not_shipped(tmp_
 @pytest.mark.parametrize("args, message", [([], "expected a CANDIDATE checkpoint"),
                                            (["/nonexistent.ckpt"], "CANDIDATE /nonexistent.ckpt: expected a checkpoint file"),
                                            (["--table", "/nonexistent.json"], "expected a record written by"),
-                                           (["x", "--tolerance", "-1"], "--tolerance: expected 0..10 dB")])
+                                           (["x", "--tolerance", "-1"], "--tolerance: expected 0..10 dB"),
+                                           (["x", "--within", "1.5"], "--within and --to: expected both"),
+                                           (["x", "--within", "1.5", "--to", "model/weights/streaming_default.ckpt"],
+                                            "expected another file than --default")])
 def test_bad_arguments_are_one_line_errors(capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()

@@ -16,12 +16,17 @@ SMALL = ["--preset", "tiny", "--steps", "1", "--set", "training.batch_size=1", "
          "--set", "training.data.synthetic_valid=1", "--set", "training.data.synthetic_seconds=1.0"]
 
 
-def test_an_arm_trains_evaluates_summarises_and_is_not_redone(tmp_path, capsys):
-    rng = np.random.default_rng(0)
+def write_eval_track(tmp_path, seed: int):
+    """tmp_path/eval/t/{vocals,accompaniment}.wav: 1 s of seeded stereo noise each, the arms' evaluation set."""
+    rng = np.random.default_rng(seed)
     track = tmp_path / "eval" / "t"
     track.mkdir(parents=True)
     for stem in ("vocals", "accompaniment"):
         sf.write(track / f"{stem}.wav", rng.normal(0, 0.1, (SR, 2)).astype(np.float32), SR, subtype="FLOAT")
+
+
+def test_an_arm_trains_evaluates_summarises_and_is_not_redone(tmp_path, capsys):
+    write_eval_track(tmp_path, 0)
     out = tmp_path / "abl"
     args = ["--out", str(out), "--arm", "a=synthetic", "--eval", f"folder:{tmp_path / 'eval'}", *SMALL]
     assert main(args) == 0
@@ -50,11 +55,7 @@ def test_a_failing_arm_is_one_line_with_the_log(tmp_path, capsys):
 
 
 def test_equal_compute_arms_stop_on_their_cpu_budget_with_their_own_settings(tmp_path, capsys):
-    rng = np.random.default_rng(1)
-    track = tmp_path / "eval" / "t"
-    track.mkdir(parents=True)
-    for stem in ("vocals", "accompaniment"):
-        sf.write(track / f"{stem}.wav", rng.normal(0, 0.1, (SR, 2)).astype(np.float32), SR, subtype="FLOAT")
+    write_eval_track(tmp_path, 1)
     out = tmp_path / "abl"
     small = [a if a != "1" else "100000" for a in SMALL]   # a schedule far longer than the budget
     args = ["--out", str(out), "--arm", "a=synthetic", "--arm", "b=synthetic", "--budget-minutes", "0.03",

@@ -179,7 +179,10 @@ def test_micro_batches_give_the_whole_batch_step(tmp_path, make_config):
     for s, w in others:
         assert s["loss"] == pytest.approx(s0["loss"], rel=1e-5)
         for k in w0:
-            assert torch.allclose(w[k], w0[k], atol=1e-6), k
+            # Micro-batches sum the gradient in another order; AdamW's first update, lr * g / (|g| + eps), turns
+            # that rounding into a visible step on an element whose gradient is near eps (measured on one
+            # machine: 1 of 1,024 freq_embed elements off by 1.3e-6). A real difference moves every element.
+            assert torch.allclose(w[k], w0[k], atol=5e-6), k
 
 
 def test_cli_knobs_reach_the_run_and_resume_refuses_to_change_the_math(tmp_path, config_path, capsys):
@@ -204,3 +207,28 @@ def test_cli_knobs_reach_the_run_and_resume_refuses_to_change_the_math(tmp_path,
     assert main(["--resume", str(out), "--device", "cpu", "--workers", "0", "--steps", "3"]) == 0
     assert main(["--config", str(config_path), "--data", "synthetic", "--out", str(tmp_path / "x"), "--workers", "many"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_lowlatency_starts_from_streaming_weights_with_its_lags_resampled():
+    """`--init` of the lowlatency preset (hop 128, W = 64) from streaming weights (hop 512, W = 32): every
+    tensor is copied, and each TSA's bias per lag is read at the same age in seconds (lag d <- d / 4)."""
+    from training.trainer import TrainingError, load_init_weights
+
+    torch.manual_seed(3)
+    src = model.build_separator("streaming")
+    ckpt = {"config": {"hop_length": src.hop_length}, "state_dict": src.state_dict()}
+    dst = model.build_separator("lowlatency")
+    load_init_weights(dst, ckpt, "streaming.ckpt")
+    a, b = src.state_dict(), dst.state_dict()
+    lags = [k for k in a if k.endswith("tsa.rel_bias")]
+    assert len(lags) == 5 and all(b[k].shape[1] == 2 * a[k].shape[1] for k in lags)
+    for k in a:
+        if k in lags:
+            old, new = a[k], b[k]
+            torch.testing.assert_close(new[:, 0:64:4], old[:, :16])                        # lag 4j <- lag j
+            torch.testing.assert_close(new[:, 2:64:4], 0.5 * (old[:, :16] + old[:, 1:17]))  # halfway between
+        else:
+            assert torch.equal(a[k], b[k]), k
+    bad = dict(ckpt, state_dict={**ckpt["state_dict"], lags[0]: torch.zeros(7, 32)})
+    with pytest.raises(TrainingError, match="network shapes"):
+        load_init_weights(dst, bad, "wrong.ckpt")

@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 import core
-from core.config import merge_config
+from core.config import merge_config, nested
 from model.checkpoint import read_checkpoint
 
 DEFAULT_ARMS = {
@@ -125,18 +125,6 @@ def table(results: list[dict]) -> str:
             rows.append(f"| {r['arm']} | {data} | {r['steps']} | {r['audio_hours_seen']} | "
                         f"{r['wall_time_s']} | {r.get('cpu_time_s')} | {ev} | {cell[0]} | {cell[1]} |")
     return "\n".join(rows)
-
-
-def nested(dotted: dict[str, object]) -> dict:
-    """{"training.batch_size": 4} -> {"training": {"batch_size": 4}}."""
-    out: dict = {}
-    for key, value in dotted.items():
-        d = out
-        *parents, leaf = key.split(".")
-        for k in parents:
-            d = d.setdefault(k, {})
-        d[leaf] = value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import load_config
+from core.config import project_section
 from core.errors import ConfigError
 from training.songs.styles import GROOVES, MODES
 
@@ -74,9 +74,7 @@ class SongsConfig:
     def from_dict(cls, d: dict[str, Any] | None) -> SongsConfig:
         """Build from a `songs` mapping; None reads the section from the project's config.yaml."""
         if d is None:
-            d = load_config().get("songs")
-            if d is None:
-                raise ConfigError("config.yaml: expected a `songs` section, found none")
+            d = project_section("songs")
         if not isinstance(d, dict):
             raise ConfigError(f"songs config: expected a mapping, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}

@@ -86,6 +86,25 @@ def parse_consonants(cluster: str) -> list[str]:
     return [c for c in out if c in CONSONANTS]
 
 
+# Singer.from_seed: the range each remaining voice parameter is drawn from, uniformly, in this order (the
+# order of the draws: a seed gives the same singer as before this table).
+VOICE_RANGES = {
+    "open_quotient": (0.45, 0.72),
+    "tilt": (0.0, 0.3),
+    "scoop_cents": (20, 160),
+    "scoop_time": (0.03, 0.1),
+    "portamento": (0.04, 0.14),
+    "drift_cents": (4, 15),
+    "ring": (0.0, 0.5),
+    "intonation_cents": (4, 18),
+    "overshoot": (0.0, 0.25),
+    "straight_share": (0.0, 0.4),
+    "falloff": (0.0, 0.5),
+    "air": (0.08, 0.35),
+    "closing": (0.22, 0.4),
+}
+
+
 @dataclass(frozen=True)
 class Singer:
     """One singer's voice identity; `from_seed` draws it."""
@@ -129,19 +148,7 @@ class Singer:
             jitter=float(r.uniform(0.002, 0.01)),
             shimmer=float(r.uniform(0.02, 0.08)),
             breathiness=float(r.uniform(0.02, 0.12) if female else r.uniform(0.01, 0.08)),
-            open_quotient=float(r.uniform(0.45, 0.72)),
-            tilt=float(r.uniform(0.0, 0.3)),
-            scoop_cents=float(r.uniform(20, 160)),
-            scoop_time=float(r.uniform(0.03, 0.1)),
-            portamento=float(r.uniform(0.04, 0.14)),
-            drift_cents=float(r.uniform(4, 15)),
-            ring=float(r.uniform(0.0, 0.5)),
-            intonation_cents=float(r.uniform(4, 18)),
-            overshoot=float(r.uniform(0.0, 0.25)),
-            straight_share=float(r.uniform(0.0, 0.4)),
-            falloff=float(r.uniform(0.0, 0.5)),
-            air=float(r.uniform(0.08, 0.35)),
-            closing=float(r.uniform(0.22, 0.4)),
+            **{name: float(r.uniform(lo, hi)) for name, (lo, hi) in VOICE_RANGES.items()},
         )
 
     def formants(self, vowel: str, f0: float = 0.0) -> np.ndarray:
