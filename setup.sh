@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-SYSTEM_PACKAGES=(g++ python3-dev libportaudio2 libsndfile1 ffmpeg jackd2 libjack-jackd2-0 fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont)
+SYSTEM_PACKAGES=(g++ python3-dev libportaudio2 libsndfile1 ffmpeg jackd2 libjack-jackd2-0 pipewire-bin pipewire-jack fluidsynth libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
