@@ -13,6 +13,11 @@ from .stft import STFT
 from .unet import TFSWAUNet
 
 
+def _config_field(name: str, doc: str) -> property:
+    """A read-only attribute of the separator: its ModelConfig's field `name`."""
+    return property(lambda self: getattr(self.config, name), doc=doc)
+
+
 class Separator(nn.Module):
     """`separator(wav)`: (B, C, N) float, C in {1, 2} -> (B, S, C, N) stems.
 
@@ -27,29 +32,15 @@ class Separator(nn.Module):
         self.net = TFSWAUNet(cfg)
 
     # geometry ------------------------------------------------------------------------------------
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
+    sample_rate = _config_field("sample_rate", "int: samples per second of the audio in and out")
+    n_fft = _config_field("n_fft", "int: the STFT size")
+    hop_length = _config_field("hop_length", "int: samples between frames (one streaming step)")
+    causal = _config_field("causal", "bool: whether a frame sees only the past")
+    audio_channels = _config_field("audio_channels", "int: channels the network takes (mono is duplicated)")
 
     @property
     def stems(self) -> tuple[str, ...]:
         return tuple(self.config.stems)
-
-    @property
-    def n_fft(self) -> int:
-        return self.config.n_fft
-
-    @property
-    def hop_length(self) -> int:
-        return self.config.hop_length
-
-    @property
-    def causal(self) -> bool:
-        return self.config.causal
-
-    @property
-    def audio_channels(self) -> int:
-        return self.config.audio_channels
 
     @property
     def latency_samples(self) -> int:
