@@ -197,7 +197,8 @@ def _record(st: dict, watch: _Watch, minutes: float, rate: int, blocksize: int, 
     }
 
 
-def _read(path: str) -> dict:
+def read_record(path: str | Path) -> dict:
+    """A tools.soak --json record (one-line error when it is not one)."""
     try:
         r = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> int:
         if args.table:
-            print(table([(Path(p).stem, _read(p)) for p in args.table]))
+            print(table([(Path(p).stem, read_record(p)) for p in args.table]))
             return 0
         for flag, path in (("--json", args.json), ("--plot", args.plot)):
             if path:

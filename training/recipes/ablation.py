@@ -98,7 +98,9 @@ def run_arm(name: str, specs: list[str], args, config_path: Path, cfg: dict, set
     ckpt = read_checkpoint(out / "last.ckpt")
     meta = ckpt.get("metadata") or {}
     t = cfg["training"]
-    seen_h = meta.get("steps", 0) * meta.get("global_batch", t["batch_size"]) * t["segment_seconds"] / 3600
+    # the run's own count (on a CPU, config.yaml's training.cpu batch and segment length win over the recipe's)
+    seen_h = meta.get("hours_seen", meta.get("steps", 0) * meta.get("global_batch", t["batch_size"])
+                      * meta.get("segment_seconds", t["segment_seconds"]) / 3600)
     result = {"arm": name, "data": specs, "settings": settings or {}, "preset": args.preset, "steps": meta.get("steps"),
               "init": meta.get("init"), "budget_cpu_s": 60 * args.budget_minutes if args.budget_minutes else None,
               "audio_hours_seen": round(seen_h, 3), "wall_time_s": meta.get("wall_time_s"),
@@ -106,8 +108,9 @@ def run_arm(name: str, specs: list[str], args, config_path: Path, cfg: dict, set
               "validation": meta.get("validation"), "eval": {}}
     for ev in args.eval:
         js = out / f"eval-{ev.replace(':', '_').replace('/', '_')}.json"
-        _run(py + ["tools.evaluate", ev, "--checkpoint", str(out / "last.ckpt"), "--streaming", "--baseline",
-                   "mixture", "--json", str(js), "-q"], log)
+        if not (js.is_file() and js.stat().st_mtime >= (out / "last.ckpt").stat().st_mtime):  # else: of this checkpoint
+            _run(py + ["tools.evaluate", ev, "--checkpoint", str(out / "last.ckpt"), "--streaming", "--baseline",
+                       "mixture", "--json", str(js), "-q"], log)
         result["eval"][ev] = json.loads(js.read_text())["aggregate"]
     done.write_text(json.dumps(result, indent=1))
     return result
