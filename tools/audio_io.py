@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-import core
 import model
 from core.errors import UserError
 from core.files import write_json as _write_json
-from streaming.host.sources import ArraySource, ChannelsError, FileSink, FileSource, demo_source, pick_channels
+from streaming.host.sources import ArraySource, ChannelsError, FileSource, demo_source, pick_channels
 
 WRITE_BLOCK = 1 << 16
 
@@ -118,24 +117,6 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return read_all(src), src.rate
 
 
-def demo_audio() -> tuple[np.ndarray, int]:
-    """The MUSDB18 preview mixture shipped with stempeg -> ((N, 2) float32, 44100)."""
-    src = demo_source()
-    return src.read(src.frames), src.rate
-
-
-def write_audio(path: str | Path, audio: np.ndarray, rate: int) -> None:
-    """(N, C) float32 -> a float WAV / FLAC at `path`, written to a temp file and renamed into place."""
-    sink = FileSink(Path(path), rate, audio.shape[1])
-    try:
-        for i in range(0, audio.shape[0], WRITE_BLOCK):
-            sink.write(np.ascontiguousarray(audio[i:i + WRITE_BLOCK], np.float32))
-        sink.commit()
-    except BaseException:
-        sink.discard()
-        raise
-
-
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """(N, C) at rate_in -> (round(N * rate_out / rate_in), C) at rate_out (soxr HQ); equal rates pass through."""
     if rate_in == rate_out:
@@ -166,11 +147,6 @@ def add_separator_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="separator checkpoint (default: model/weights/streaming_default.ckpt "
                    "when it exists, else the `streaming` preset with RANDOM weights)")
     p.add_argument("--preset", help="a config.yaml preset with random weights instead of a checkpoint (tests)")
-
-
-def tools_config(section: str) -> dict:
-    """config.yaml `tools.<section>` as a plain dict."""
-    return dict((core.load_config().get("tools") or {}).get(section) or {})
 
 
 def write_json(path: str | Path, obj) -> None:

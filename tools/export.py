@@ -103,13 +103,6 @@ def eager_steps(sep: model.Separator, frames: Tensor) -> Tensor:
     return torch.cat(out, 3)
 
 
-def _quiet():
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.simplefilter("ignore")
-    return ctx
-
-
 # -- TorchScript -----------------------------------------------------------------------------------
 def torchscript_step(sep: model.Separator, path: Path, t0: int = 5) -> torch.jit.ScriptModule:
     """Trace StreamingStep at frame t0 (t0 stays an input) and save it."""

@@ -136,10 +136,6 @@ class ClickProbe:
         for runner in self.runners:
             runner.close()
 
-    @property
-    def n_clicks(self) -> int:
-        return int(np.count_nonzero(self.buf[:self.recorded, 1] > 0.5 * CLICK))
-
     def delays(self) -> tuple[np.ndarray, int]:
         """(delay in frames of each click found, clicks lost). A click is found when the host output's peak
         within the click interval after the reference click is above a quarter of the click."""
