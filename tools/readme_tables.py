@@ -43,68 +43,68 @@ def _by_preset(records: list[dict]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def _markdown(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: the header, its rule, one line per row of cells."""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                     + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def bench_table(records: list[dict]) -> str:
     """tools.bench --modes cached,compiled,naive: eager, compiled and naive step of each preset side by side."""
-    rows = ["| preset | params | latency | hop | eager step p50 / p99 | **compiled step p50 / p99** | "
-            "compiled / eager (p50) | naive p50 | compile (cold) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for preset, m in _by_preset(records).items():
-        any_r = next(iter(m.values()))
+        r = next(iter(m.values()))
         eager, comp, naive = m.get("cached"), m.get("compiled"), m.get("naive")
-        speed = (f"{eager['step_ms_p50'] / comp['step_ms_p50']:.1f}x faster" if eager and comp else "-")
-        rows.append(
-            f"| `{preset}` | {any_r['params']:,} | {any_r['latency_ms']:.1f} ms | {any_r['hop_ms']:.1f} ms | "
-            f"{_ms(eager['step_ms_p50'], eager['step_ms_p99']) if eager else '-'} | "
-            f"**{_ms(comp['step_ms_p50'], comp['step_ms_p99']) if comp else '-'}** | {speed} | "
-            f"{'%.1f ms' % naive['step_ms_p50'] if naive else '-'} | "
-            f"{'%.1f s' % comp['compile_s'] if comp else '-'} |")
-    return "\n".join(rows)
+        rows.append([f"`{preset}`", f"{r['params']:,}", f"{r['latency_ms']:.1f} ms", f"{r['hop_ms']:.1f} ms",
+                     _ms(eager["step_ms_p50"], eager["step_ms_p99"]) if eager else "-",
+                     f"**{_ms(comp['step_ms_p50'], comp['step_ms_p99'])}**" if comp else "-",
+                     f"{eager['step_ms_p50'] / comp['step_ms_p50']:.1f}x faster" if eager and comp else "-",
+                     f"{naive['step_ms_p50']:.1f} ms" if naive else "-",
+                     f"{comp['compile_s']:.1f} s" if comp else "-"])
+    return _markdown(["preset", "params", "latency", "hop", "eager step p50 / p99", "**compiled step p50 / p99**",
+                      "compiled / eager (p50)", "naive p50", "compile (cold)"], rows)
 
 
 def presets_table(records: list[dict]) -> str:
     """The headline: each causal preset's latency, size and compiled step against its hop (tools.bench JSON)."""
-    rows = ["| preset | algorithmic latency | parameters | compiled step p50 / p99 (hop) | p99 / hop | real time here |",
-            "|---|---|---|---|---|---|"]
+    rows = []
     for preset, m in _by_preset(records).items():
         r = m.get("compiled") or m.get("cached")
         share = r["step_ms_p99"] / r["hop_ms"]
-        rows.append(f"| `{preset}` | {r['latency_ms']:.1f} ms | {r['params']:,} | "
-                    f"{_ms(r['step_ms_p50'], r['step_ms_p99'])} ({r['hop_ms']:.1f} ms) | {100 * share:.0f} % | "
-                    f"{'yes' if share <= 1.0 else 'no'} |")
-    return "\n".join(rows)
+        rows.append([f"`{preset}`", f"{r['latency_ms']:.1f} ms", f"{r['params']:,}",
+                     f"{_ms(r['step_ms_p50'], r['step_ms_p99'])} ({r['hop_ms']:.1f} ms)", f"{100 * share:.0f} %",
+                     "yes" if share <= 1.0 else "no"])
+    return _markdown(["preset", "algorithmic latency", "parameters", "compiled step p50 / p99 (hop)", "p99 / hop",
+                      "real time here"], rows)
 
 
 def bench_k_table(records: list[dict]) -> str:
     """tools.bench --hops-per-step 1,2,4: per-hop and per-call times of each K against K = 1."""
-    rows = ["| preset | K | model latency | hop | per hop p50 / p99 | p99 / hop | call p50 / p99 | per hop p50 vs K = 1 |",
-            "|---|---|---|---|---|---|---|---|"]
-    first: dict[str, float] = {}
+    rows, first = [], {}
     for r in records:
         if r.get("error"):
             continue
         k = r.get("k", 1)
         base = first.setdefault(r["preset"], r["step_ms_p50"]) if k == 1 else first.get(r["preset"])
-        vs = f"{r['step_ms_p50'] / base:.2f}x" if base else "-"
-        rows.append(f"| `{r['preset']}` | {k} | {r['latency_ms']:.1f} ms | {r['hop_ms']:.1f} ms | "
-                    f"{_ms(r['step_ms_p50'], r['step_ms_p99'])} | {100 * r['p99_of_hop']:.0f} % | "
-                    f"{_ms(r['call_ms_p50'], r['call_ms_p99'])} | {vs} |")
-    return "\n".join(rows)
+        rows.append([f"`{r['preset']}`", str(k), f"{r['latency_ms']:.1f} ms", f"{r['hop_ms']:.1f} ms",
+                     _ms(r["step_ms_p50"], r["step_ms_p99"]), f"{100 * r['p99_of_hop']:.0f} %",
+                     _ms(r["call_ms_p50"], r["call_ms_p99"]), f"{r['step_ms_p50'] / base:.2f}x" if base else "-"])
+    return _markdown(["preset", "K", "model latency", "hop", "per hop p50 / p99", "p99 / hop", "call p50 / p99",
+                      "per hop p50 vs K = 1"], rows)
 
 
 def train_compare_table(records: list[dict]) -> str:
     """training.bench --compare: one row per comparison, each against its own eager baseline."""
-    rows = ["| `--set` | baseline s/step | new s/step | segments per CPU second | audio seconds per second | "
-            "forward / backward s per step | peak RSS |",
-            "|---|---|---|---|---|---|---|"]
+    rows = []
     for d in records:
         b, n = d["baseline"], d["new"]
-        label = ", ".join(f"`{k}={v}`" for k, v in d["new_set"].items())
         fb = (f"{b['phases_s']['forward']:.2f} / {b['phases_s']['backward']:.2f} -> "
               f"{n['phases_s']['forward']:.2f} / {n['phases_s']['backward']:.2f}")
-        rows.append(f"| {label} | {b['seconds_per_step']:.2f} | {n['seconds_per_step']:.2f} | "
-                    f"{d['ratio_cpu_time']:.2f}x | {d['ratio_audio_seconds']:.2f}x | {fb} | "
-                    f"{b['max_rss_gb']:.1f} -> {n['max_rss_gb']:.1f} GB |")
-    return "\n".join(rows)
+        rows.append([", ".join(f"`{k}={v}`" for k, v in d["new_set"].items()), f"{b['seconds_per_step']:.2f}",
+                     f"{n['seconds_per_step']:.2f}", f"{d['ratio_cpu_time']:.2f}x", f"{d['ratio_audio_seconds']:.2f}x",
+                     fb, f"{b['max_rss_gb']:.1f} -> {n['max_rss_gb']:.1f} GB"])
+    return _markdown(["`--set`", "baseline s/step", "new s/step", "segments per CPU second",
+                      "audio seconds per second", "forward / backward s per step", "peak RSS"], rows)
 
 
 def _soak(paths: list[Path]) -> str:
