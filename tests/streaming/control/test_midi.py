@@ -112,7 +112,8 @@ def _start(args: list[str], env: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_midi_controls_live_mixer(jack_server, tmp_path):
+def test_midi_controls_live_mixer(jack_server_midi, tmp_path):
+    jack_server = jack_server_midi
     stats_path = tmp_path / "stats.json"
     # Ended by SIGINT once the messages are through (a --duration would race a slow start), at most 120 s.
     proc = _start(["--input", "mic", "--preset", "tiny", "--midi", "virtual", "--duration", "120", "-q",
@@ -156,7 +157,8 @@ def test_midi_controls_live_mixer(jack_server, tmp_path):
     assert abs(s["stem_gains_db"]["vocals"] - (40 * math.log10(64 / 127) + master)) < 1e-2
 
 
-def test_midi_learn_writes_a_map_the_host_loads(jack_server, tmp_path):
+def test_midi_learn_writes_a_map_the_host_loads(jack_server_midi, tmp_path):
+    jack_server = jack_server_midi
     cfg = tmp_path / "fast.yaml"
     cfg.write_text("midi:\n  learn_timeout_s: 20.0\n  learn_settle_s: 0.1\n")
     map_path = tmp_path / "learned.yaml"

@@ -179,7 +179,8 @@ def test_pilot_mutes_and_fades_stems_in_the_output_and_meters_follow_the_audio(m
     assert stats.seconds > 6
 
 
-def test_midi_and_the_keyboard_move_the_same_fader(monkeypatch, jack_server):
+def test_midi_and_the_keyboard_move_the_same_fader(monkeypatch, jack_server_midi):
+    jack_server = jack_server_midi      # JACK MIDI: a server without real-time priority (see its fixture)
     monkeypatch.setenv("JACK_DEFAULT_SERVER", jack_server["JACK_DEFAULT_SERVER"])
     import rtmidi
 
