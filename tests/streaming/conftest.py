@@ -15,14 +15,18 @@ from tools.jack_dummy import JackDummyServer
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _dummy_server(prefix: str, realtime: bool | None = None) -> JackDummyServer:
+    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
+        pytest.skip("jackd (Debian package jackd2) is not installed; `apt-get install jackd2` to run the live-host tests")
+    return JackDummyServer(48000, 256, prefix=prefix, realtime=realtime)
+
+
 @pytest.fixture(scope="module")
 def jack_server():
     """Yields the environment (JACK_DEFAULT_SERVER set) of a fresh dummy JACK server; torn down after. It runs
     real-time when this process may (as a user's JACK does): a server without real-time priority misses its
     own deadlines on a loaded 2-core VM, which no host can help."""
-    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
-        pytest.skip("jackd (Debian package jackd2) is not installed; `apt-get install jackd2` to run the live-host tests")
-    with JackDummyServer(48000, 256, prefix="tfswa-test") as server:
+    with _dummy_server("tfswa-test") as server:
         yield server.env
 
 
@@ -32,9 +36,7 @@ def jack_server_midi():
     JACK clients) and check what the host did with it, not the audio's timing. With a real-time server, the
     host and the test on one core beside a busy one, the whole graph stalled for 20-300 s (no cycles for any
     client) in 4 of 6 runs of the MIDI test and in 0 of 6 without real-time priority; see test_midi."""
-    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
-        pytest.skip("jackd (Debian package jackd2) is not installed; `apt-get install jackd2` to run the live-host tests")
-    with JackDummyServer(48000, 256, prefix="tfswa-midi", realtime=False) as server:
+    with _dummy_server("tfswa-midi", realtime=False) as server:
         yield server.env
 
 
