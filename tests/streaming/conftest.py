@@ -35,7 +35,7 @@ def jack_server_midi():
     """A dummy JACK server without real-time priority, for the tests that send JACK MIDI (python-rtmidi's
     JACK clients) and check what the host did with it, not the audio's timing. With a real-time server, the
     host and the test on one core beside a busy one, the whole graph stalled for 20-300 s (no cycles for any
-    client) in 4 of 6 runs of the MIDI test and in 0 of 6 without real-time priority; see test_midi."""
+    client) in 3 to 5 of each 6 runs of the MIDI test, in 0 of 6 without real-time priority."""
     with _dummy_server("tfswa-midi", realtime=False) as server:
         yield server.env
 
