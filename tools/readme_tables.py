@@ -112,14 +112,9 @@ def _soak(paths: list[Path]) -> str:
     return table([(p.stem, read_record(p)) for p in paths])
 
 
-def _ship(paths: list[Path]) -> str:
-    from tools.ship import table
-    return table([e for p in paths for e in _load(p)])
-
-
-def _ablation(paths: list[Path]) -> str:
-    from training.recipes.ablation import table
-    return table([r for p in paths for r in _load(p)])
+def _lazy(module: str) -> Callable[[list[dict]], str]:
+    """The `table(records)` of a tool module, imported when a README asks for it."""
+    return lambda records: __import__(module, fromlist=["table"]).table(records)
 
 
 def _each(build: Callable[[list[dict]], str], nested: bool = True) -> Callable[[list[Path]], str]:
@@ -133,8 +128,8 @@ TABLES: dict[str, Callable[[list[Path]], str]] = {
     "bench-k": _each(bench_k_table),          # tools.bench --hops-per-step ... --json
     "train-compare": _each(train_compare_table, nested=False),   # training.bench --compare --json
     "soak": _soak,                            # tools.soak --json
-    "ship": _ship,                            # tools.ship --json
-    "ablation": _ablation,                    # training.recipes.ablation (OUT/summary.json)
+    "ship": _each(_lazy("tools.ship")),       # tools.ship --json
+    "ablation": _each(_lazy("training.recipes.ablation")),   # training.recipes.ablation (OUT/summary.json)
 }
 
 
